@@ -1,0 +1,214 @@
+"""Pydantic models of the audit events this project reads (spec §1).
+
+The ingest hot path validates in bulk with DuckDB (see `pipeline.ingest.stage`); these models are
+the single written definition of what a valid event is, they explain rejected lines, and they are
+what tests and notebooks use to build or read one event. A property test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+SSM_RUN = "ssm.run"
+AZURE_RUN = "azure.run"
+INSTANCE_JOIN = "instance.join"
+RUN_EVENTS = (SSM_RUN, AZURE_RUN)
+KNOWN_EVENTS = (SSM_RUN, AZURE_RUN, INSTANCE_JOIN)
+
+# RFC 3339 as Teleport writes it: up to nanoseconds, `Z` or a numeric offset.
+TIME_RE = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
+)
+# TIMESTAMP_NS range (int64 nanoseconds): 1677-09-21 .. 2262-04-11.
+MIN_NS = -(2**63) + 1
+MAX_NS = 2**63 - 1
+
+
+def parse_time_ns(text: str) -> int:
+    """Parse an RFC 3339 time to integer nanoseconds since the epoch (UTC); ValueError if bad."""
+    import calendar
+
+    m = TIME_RE.match(text)
+    if not m:
+        raise ValueError(f"time {text!r} is not RFC 3339 (e.g. 2026-05-04T10:00:00.123456789Z)")
+    year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
+    frac, offset = m.group(7) or "", m.group(8)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        raise ValueError(f"time {text!r} has no such date")
+    if hh > 23 or mm > 59 or ss > 59:
+        raise ValueError(f"time {text!r} has no such time of day")
+    seconds = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0))
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    ns = seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    if not (MIN_NS <= ns <= MAX_NS):
+        raise ValueError(f"time {text!r} is outside the supported range (1677..2262)")
+    return ns
+
+
+def derived_uid(event: dict[str, Any]) -> str:
+    """A stable id for an event without `uid`: sha256 of its canonical JSON, UUID-shaped."""
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    h = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _none_to_empty(value: Any) -> Any:
+    """JSON null reads as absent, like a missing key (DuckDB reads both as NULL)."""
+    return "" if value is None else value
+
+
+def _none_to_zero(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+INT64 = {"ge": -(2**63), "le": 2**63 - 1}
+# Text fields must be JSON strings; integers must be JSON integers within int64.
+Text = StrictStr
+OptText = Annotated[StrictStr, BeforeValidator(_none_to_empty)]
+OptInt = Annotated[StrictInt, BeforeValidator(_none_to_zero), Field(**INT64)]
+
+
+class Envelope(BaseModel):
+    """Fields every audit event carries; unknown keys are kept (extra="allow")."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event: Text
+    code: Text
+    time: Text
+    uid: OptText = ""
+    ei: OptInt = 0
+    cluster_name: OptText = ""
+
+    @field_validator("time")
+    @classmethod
+    def _time_is_rfc3339(cls, v: str) -> str:
+        parse_time_ns(v)
+        return v
+
+    @field_validator("event", "code")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @property
+    def time_ns(self) -> int:
+        return parse_time_ns(self.time)
+
+    @property
+    def is_failure(self) -> bool:
+        """Failure exactly when the event code ends in W or E (never from exit code or status)."""
+        return self.code[-1:] in ("W", "E")
+
+
+class SSMRun(Envelope):
+    """`ssm.run`: one SSM Run Command step on an EC2 instance; key `instance_id`."""
+
+    key_field: ClassVar[str] = "instance_id"
+    event: Literal["ssm.run"]
+    instance_id: Text
+    command_id: OptText = ""
+    exit_code: OptInt = 0
+    status: OptText = ""
+    account_id: OptText = ""
+    region: OptText = ""
+    stdout: OptText = ""
+    stderr: OptText = ""
+    invocation_url: OptText = ""
+    platform_name: OptText = ""
+    platform_type: OptText = ""
+    platform_version: OptText = ""
+
+
+class AzureRun(Envelope):
+    """`azure.run`: one Azure Run Command on a VM; key `vm_id` (a GUID, case-insensitive)."""
+
+    key_field: ClassVar[str] = "vm_id"
+    event: Literal["azure.run"]
+    vm_id: Text
+    subscription_id: OptText = ""
+    resource_group: OptText = ""
+    resource_id: OptText = ""
+    region: OptText = ""
+    vm_name: OptText = ""
+    exit_code: OptInt = 0
+    execution_state: OptText = ""
+    stdout: OptText = ""
+    stderr: OptText = ""
+    api_error: OptText = ""
+    status: OptText = ""
+
+
+class InstanceJoin(Envelope):
+    """`instance.join`: an agent joined (TJ002I) or failed to (TJ002E)."""
+
+    event: Literal["instance.join"]
+    node_name: OptText = ""
+    host_id: OptText = ""
+    role: OptText = ""
+    method: OptText = ""
+    token_name: OptText = ""
+    attributes: dict[str, Any] | None = None
+
+
+MODELS: dict[str, type[Envelope]] = {SSM_RUN: SSMRun, AZURE_RUN: AzureRun, INSTANCE_JOIN: InstanceJoin}
+
+
+def explain(line: str | bytes) -> str:
+    """One line saying why `line` is not a valid event of a known type ("" when it is valid)."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return f"not UTF-8 ({e.reason} at byte {e.start})"
+    if "\x00" in line:
+        return "contains a NUL byte"
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        return f"invalid JSON: {getattr(e, 'msg', str(e))} at column {getattr(e, 'colno', '?')}"
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {_json_kind(obj)}"
+    event = obj.get("event")
+    if not isinstance(event, str) or not event:
+        return "missing field event" if event in (None, "") else "event: must be a string"
+    model = MODELS.get(event)
+    if model is None:
+        return ""  # another event type: skipped, not rejected
+    try:
+        model.model_validate(obj)
+    except ValidationError as e:
+        return "; ".join(_describe(err) for err in e.errors(include_url=False))
+    return ""
+
+
+def _json_kind(obj: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(obj), "a number"
+    )
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "event"
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return f"missing field {loc}"
+    return f"{loc}: {msg}"

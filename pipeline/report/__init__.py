@@ -1,0 +1,1 @@
+"""The `tctl discovery nodes` report: row vocabulary, data access and renderers."""

@@ -1,0 +1,181 @@
+"""The store's datasets: names, columns (DuckDB types) and hive partition keys.
+
+One place defines every stored column; the ingest writes these columns, the SQL views read
+them, `verify` checks them. SCHEMA_VERSION is written into the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A hive-partitioned Parquet dataset under `<store>/<name>/`."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    partition: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def empty_select(self) -> str:
+        """SQL selecting zero rows with exactly this dataset's file columns and types."""
+        cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in self.columns)
+        return f"SELECT {cols} LIMIT 0"
+
+    def placeholder_path(self) -> str:
+        """Relative path of the zero-row file that anchors the schema of an empty dataset."""
+        parts = [f"{c}={_PLACEHOLDER_VALUE[t]}" for c, t in self.partition]
+        return "/".join([*parts, "_empty.parquet"])
+
+
+_PLACEHOLDER_VALUE = {"VARCHAR": "__none__", "DATE": "1970-01-01"}
+
+ENVELOPE = (
+    ("uid", "VARCHAR"),
+    ("event", "VARCHAR"),
+    ("code", "VARCHAR"),
+    ("time", "TIMESTAMP_NS"),
+    ("time_text", "VARCHAR"),
+    ("ei", "BIGINT"),
+    ("cluster_name", "VARCHAR"),
+    ("is_failure", "BOOLEAN"),
+)
+PROVENANCE = (("raw", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
+
+RUNS = Dataset(
+    "runs",
+    ENVELOPE
+    + (
+        ("instance_key", "VARCHAR"),  # EC2 instance id, or the Azure VM id lower-cased
+        ("instance_id", "VARCHAR"),
+        ("vm_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),  # AWS account id, or the Azure subscription id
+        ("region", "VARCHAR"),
+        ("exit_code", "BIGINT"),
+        ("status", "VARCHAR"),
+        ("stdout", "VARCHAR"),
+        ("stderr", "VARCHAR"),
+        ("api_error", "VARCHAR"),
+        ("command_id", "VARCHAR"),
+        ("invocation_url", "VARCHAR"),
+        ("platform_name", "VARCHAR"),
+        ("platform_type", "VARCHAR"),
+        ("platform_version", "VARCHAR"),
+        ("subscription_id", "VARCHAR"),
+        ("resource_group", "VARCHAR"),
+        ("resource_id", "VARCHAR"),
+        ("vm_name", "VARCHAR"),
+        ("execution_state", "VARCHAR"),
+    )
+    + PROVENANCE,
+    (("cloud", "VARCHAR"), ("event_date", "DATE")),
+)
+
+JOINS = Dataset(
+    "joins",
+    ENVELOPE
+    + (
+        ("node_name", "VARCHAR"),
+        ("host_id", "VARCHAR"),
+        ("role", "VARCHAR"),
+        ("method", "VARCHAR"),
+        ("token_name", "VARCHAR"),
+        ("attributes", "VARCHAR"),  # JSON text
+    )
+    + PROVENANCE,
+    (("event_date", "DATE"),),
+)
+
+QUARANTINE = Dataset(
+    "quarantine",
+    (
+        ("ingest_id", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("line_no", "BIGINT"),
+        ("reason", "VARCHAR"),
+        ("raw", "BLOB"),
+        ("quarantined_at", "TIMESTAMP_NS"),
+    ),
+    (("ingest_date", "DATE"),),
+)
+
+NODE_SNAPSHOTS = Dataset(
+    "node_snapshots",
+    (
+        ("captured_at", "TIMESTAMP_NS"),
+        ("name", "VARCHAR"),
+        ("hostname", "VARCHAR"),
+        ("cloud", "VARCHAR"),  # aws, azure, or NULL for other nodes
+        ("instance_key", "VARCHAR"),
+        ("instance_id", "VARCHAR"),
+        ("vm_id", "VARCHAR"),
+        ("account_id", "VARCHAR"),
+        ("region", "VARCHAR"),
+        ("resource_group", "VARCHAR"),
+        ("expires", "TIMESTAMP_NS"),
+        ("raw", "VARCHAR"),
+    ),
+    (("capture_date", "DATE"),),
+)
+
+USER_TASK_SNAPSHOTS = Dataset(
+    "user_task_snapshots",
+    (
+        ("captured_at", "TIMESTAMP_NS"),
+        ("name", "VARCHAR"),
+        ("task_type", "VARCHAR"),
+        ("issue_type", "VARCHAR"),
+        ("state", "VARCHAR"),
+        ("cloud", "VARCHAR"),
+        ("instance_key", "VARCHAR"),  # one row per affected instance (NULL: task lists none)
+        ("raw", "VARCHAR"),
+    ),
+    (("capture_date", "DATE"),),
+)
+
+SNAPSHOT_LOG = Dataset(
+    "snapshot_log",
+    (
+        ("kind", "VARCHAR"),  # nodes | user_tasks
+        ("captured_at", "TIMESTAMP_NS"),
+        ("rows", "BIGINT"),
+        ("source", "VARCHAR"),
+        ("ingest_id", "VARCHAR"),
+    ),
+)
+
+INGEST_LOG = Dataset(
+    "ingest_log",
+    (
+        ("ingest_id", "VARCHAR"),
+        ("kind", "VARCHAR"),  # events | nodes | user_tasks
+        ("started_at", "TIMESTAMP_NS"),
+        ("finished_at", "TIMESTAMP_NS"),
+        ("sources", "VARCHAR[]"),
+        ("read", "BIGINT"),
+        ("stored", "BIGINT"),
+        ("duplicates", "BIGINT"),
+        ("skipped", "BIGINT"),
+        ("quarantined", "BIGINT"),
+        ("files_added", "BIGINT"),
+    ),
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        RUNS,
+        JOINS,
+        QUARANTINE,
+        NODE_SNAPSHOTS,
+        USER_TASK_SNAPSHOTS,
+        SNAPSHOT_LOG,
+        INGEST_LOG,
+    )
+}
