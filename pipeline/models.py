@@ -33,6 +33,7 @@ KNOWN_EVENTS = (SSM_RUN, AZURE_RUN, INSTANCE_JOIN)
 TIME_RE = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
 )
+BLANK_RE = re.compile(r"[\t\n\f\r ]*")  # RE2's \s, as the bulk validator uses
 # TIMESTAMP_NS range (int64 nanoseconds): 1677-09-21 .. 2262-04-11.
 MIN_NS = -(2**63) + 1
 MAX_NS = 2**63 - 1
@@ -179,6 +180,8 @@ def explain(line: str | bytes) -> str:
             line = line.decode("utf-8")
         except UnicodeDecodeError as e:
             return f"not UTF-8 ({e.reason} at byte {e.start})"
+    if BLANK_RE.fullmatch(line):
+        return ""  # a blank line is skipped, not rejected
     if "\x00" in line:
         return "contains a NUL byte"
     try:

@@ -108,7 +108,7 @@ WITH b AS (
         CASE
         WHEN error IS NOT NULL THEN error
         WHEN txt IS NULL THEN 'not UTF-8'
-        WHEN jt IS NULL AND regexp_full_match(l, '\\s*') THEN NULL
+        WHEN jt IS NULL AND regexp_full_match(l, '[\t\n\f\r ]*') THEN NULL
         WHEN jt IS NULL THEN 'invalid JSON'
         WHEN jt <> 'OBJECT' THEN 'expected a JSON object'
         WHEN j.event IS NULL OR ev = '' THEN 'missing field event'

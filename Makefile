@@ -1,0 +1,45 @@
+# discovery-history — everything a newcomer needs: `make demo`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO   ?= demo
+# The demo fleet covers 2026-05-01 .. 2026-05-31 (fixed, reproducible); report its last day.
+DEMO_FROM ?= 2026-05-30T00:00:00Z
+DEMO_TO   ?= 2026-05-31T00:00:00Z
+
+.PHONY: install test test-slow demo lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[airflow,report,dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check pipeline tests dags bench
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/discovery-history demo generate $(DEMO)/fleet
+	$(BIN)/discovery-history --store $(DEMO)/lake ingest events $(DEMO)/fleet/auth
+	$(BIN)/discovery-history --store $(DEMO)/lake ingest nodes $(DEMO)/fleet/nodes.json --at $(DEMO_TO)
+	$(BIN)/discovery-history --store $(DEMO)/lake ingest user-tasks $(DEMO)/fleet/user_tasks.json --at $(DEMO_TO)
+	@echo
+	@echo "== discovery-history nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only (first 25 lines)"
+	@$(BIN)/discovery-history --store $(DEMO)/lake nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only --width 160 | head -n 25
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(DEMO) lake .pytest_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""Parsing of the CLI's durations (`--last`) and instants (`--from`, `--to`, `--at`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from pipeline.models import parse_time_ns
+
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+    "d": 86400 * 1_000_000_000,
+    "w": 7 * 86400 * 1_000_000_000,
+}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
+
+
+class InputError(ValueError):
+    """A user-supplied value (duration, time, cloud list) is not valid; the message says why."""
+
+
+def parse_duration_ns(text: str) -> int:
+    """Go duration syntax (`30m`, `24h`, `1h30m`, `1.5h`) plus `d` (24h) and `w` (7d), > 0."""
+    s = text.strip()
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _PART.match(s, pos)
+        if not m:
+            break
+        total += float(m.group(1)) * _UNITS_NS[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s):
+        raise InputError(
+            f"invalid duration {text!r}: expected a duration like 30m, 24h, 1h30m, 7d or 2w"
+        )
+    if total <= 0:
+        raise InputError(f"invalid duration {text!r}: must be greater than zero")
+    return int(total)
+
+
+def parse_instant(text: str) -> datetime:
+    """An RFC 3339 time (any offset) or a date (midnight UTC), as an aware UTC datetime."""
+    s = text.strip()
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", s):
+        try:
+            d = date.fromisoformat(s)
+        except ValueError as e:
+            raise InputError(f"invalid date {text!r}: {e}") from None
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?", s):
+        s = s.replace(" ", "T") + ("" if s.count(":") == 2 else ":00") + "Z"  # no offset: UTC
+    try:
+        ns = parse_time_ns(s.replace(" ", "T"))
+    except ValueError:
+        raise InputError(
+            f"invalid time {text!r}: expected RFC 3339 (2026-05-04T10:00:00Z) or a date (2026-05-04)"
+        ) from None
+    return ns_to_datetime(ns)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Aware UTC datetime from nanoseconds since the epoch (sub-microsecond digits dropped)."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
