@@ -29,12 +29,15 @@ def friendly(fn: Callable) -> Callable:
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from pipeline.ingest.snapshots import SnapshotError
+        from pipeline.report.gofmt import GoYAMLError
+        from pipeline.report.table import TableWidthError
         from pipeline.sources import SourceError
         from pipeline.store import StoreError
 
         try:
             return fn(*args, **kwargs)
-        except (InputError, SourceError, StoreError, SnapshotError) as e:
+        except (InputError, SourceError, StoreError, SnapshotError, GoYAMLError,
+                TableWidthError) as e:
             _fail(str(e))
         except BrokenPipeError:
             sys.stderr.close()  # `| head`: not an error
@@ -113,6 +116,8 @@ def ingest_events_cmd(ctx, paths, since, until, as_json) -> None:
     if since or until:
         start = parse_instant(since) if since else datetime(1678, 1, 1, tzinfo=UTC)
         end = parse_instant(until) if until else datetime(2262, 1, 1, tzinfo=UTC)
+        if end <= start:
+            raise InputError("--until must be after --since")
         window = (start, end)
     progress = Progress("ingest")
     summary = ingest_events(_store(ctx), list(paths), window=window, progress=progress)

@@ -34,9 +34,10 @@ TIME_RE = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
 )
 BLANK_RE = re.compile(r"[\t\n\f\r ]*")  # RE2's \s, as the bulk validator uses
-# TIMESTAMP_NS range (int64 nanoseconds): 1677-09-21 .. 2262-04-11.
-MIN_NS = -(2**63) + 1
-MAX_NS = 2**63 - 1
+# DuckDB's TIMESTAMP_NS range (int64 nanoseconds, the top value reserved): 1677-09-21 .. 2262-04-11.
+MIN_NS = -(2**63)
+MAX_NS = 2**63 - 2
+INT_RE = re.compile(r"-?[0-9]+")
 
 
 def parse_time_ns(text: str) -> int:
@@ -69,20 +70,34 @@ def derived_uid(event: dict[str, Any]) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+def _as_text(value: Any) -> Any:
+    """Text fields take any JSON value: strings as they are, other values as their JSON text
+    (Teleport writes strings; a number where a string belongs is kept, not rejected)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _none_to_empty(value: Any) -> Any:
     """JSON null reads as absent, like a missing key (DuckDB reads both as NULL)."""
-    return "" if value is None else value
+    return "" if value is None else _as_text(value)
 
 
-def _none_to_zero(value: Any) -> Any:
-    return 0 if value is None else value
+def _as_int(value: Any) -> Any:
+    """Integers: a JSON integer, or a string holding one (no sign but '-', no spaces)."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and INT_RE.fullmatch(value) and str(int(value)) == value:
+        return int(value)  # canonical integer text only ("05", "-0" are not)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
 
 
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}
-# Text fields must be JSON strings; integers must be JSON integers within int64.
-Text = StrictStr
+Text = Annotated[StrictStr, BeforeValidator(_as_text)]  # required: null/missing rejected
 OptText = Annotated[StrictStr, BeforeValidator(_none_to_empty)]
-OptInt = Annotated[StrictInt, BeforeValidator(_none_to_zero), Field(**INT64)]
+OptInt = Annotated[StrictInt, BeforeValidator(_as_int), Field(**INT64)]
 
 
 class Envelope(BaseModel):
@@ -190,9 +205,9 @@ def explain(line: str | bytes) -> str:
         return f"invalid JSON: {getattr(e, 'msg', str(e))} at column {getattr(e, 'colno', '?')}"
     if not isinstance(obj, dict):
         return f"expected a JSON object, got {_json_kind(obj)}"
-    event = obj.get("event")
-    if not isinstance(event, str) or not event:
-        return "missing field event" if event in (None, "") else "event: must be a string"
+    event = _as_text(obj.get("event"))
+    if not event:
+        return "missing field event"
     model = MODELS.get(event)
     if model is None:
         return ""  # another event type: skipped, not rejected

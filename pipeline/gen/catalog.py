@@ -166,9 +166,13 @@ OUTCOMES = (
             az_status="API call failed", issue_type=_ENROLL),
 )
 
-# Failure kind mix per cloud (weights); `*_token` variants are chosen per instance.
-AWS_FAILURES = (("aws_150", 18), ("aws_150_token", 9), ("aws_agent_lost", 27), ("aws_104", 12),
-                ("aws_103", 8), ("aws_100", 3), ("aws_101", 4), ("aws_102", 5), ("aws_curl", 6),
-                ("aws_legacy", 8))
+# Failure kind mix per cloud (weights), drawn per instance (and per relapse).
+AWS_FAILURES = (("aws_150", 20), ("aws_150_token", 10), ("aws_agent_lost", 30), ("aws_104", 13),
+                ("aws_103", 9), ("aws_100", 3), ("aws_101", 4), ("aws_102", 5), ("aws_curl", 6))
+# Old-style events: before the cluster upgrade (this share into the window) script failures
+# were reported with exit code 0, status Failed (still code TDS00W).
+LEGACY_UNTIL_SHARE = 0.2
+LEGACY_KINDS = ("aws_150", "aws_150_token", "aws_104", "aws_103", "aws_100", "aws_101",
+                "aws_102", "aws_curl")
 AZURE_FAILURES = (("az_auth", 25), ("az_agent", 15), ("az_not_running", 15), ("az_150", 17),
                   ("az_150_token", 8), ("az_104", 10), ("az_103", 10))

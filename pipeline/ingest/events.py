@@ -1,9 +1,15 @@
-"""Ingest audit events into the store: stream, validate in bulk, dedup on uid, commit atomically."""
+"""Ingest audit events into the store: stream, validate in bulk, dedup on uid, commit atomically.
+
+Pass 1 streams every source through the bulk validator (`stage.stage_sql`) in chunks and writes
+the verdicts to scratch Parquet. Pass 2 judges each uid against the input and the store (narrow
+columns only). Pass 3 writes the fresh rows into the store's partitions; one manifest commit
+publishes them with the quarantine and the ingest log.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -11,14 +17,16 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import models
+from pipeline.ingest.dedup import judge
 from pipeline.ingest.stage import stage_sql
-from pipeline.sources import LINE_SCHEMA
-from pipeline.sources.files import expand, read_batches
+from pipeline.ingest.write import sql_str, write_dataset, write_table
+from pipeline.sources.files import SourceFile, expand, read_batches
 from pipeline.store import Store
-from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS, Dataset
+from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
 from pipeline.store.manifest import Writer
 
 Progress = Callable[[str, int], None]
+CHUNK_BYTES = 64 * 1024 * 1024  # lines validated per DuckDB statement (bounded memory)
 
 
 @dataclass
@@ -37,27 +45,20 @@ class IngestSummary:
     conflicts: int = 0
     files_added: int = 0
 
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.stored + self.duplicates + self.skipped + self.quarantined
+
     def conservation_line(self) -> str:
         """The one line every ingest prints."""
-        ok = self.read == self.stored + self.duplicates + self.skipped + self.quarantined
         return (
             f"read {self.read} = stored {self.stored} + duplicates {self.duplicates}"
             f" + skipped {self.skipped} + quarantined {self.quarantined}"
-            + ("" if ok else "  (MISMATCH: please report)")
+            + ("" if self.balanced else "  (MISMATCH: please report)")
         )
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-_CLOUD = "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END"
-_DERIVED = {
-    "cloud": _CLOUD,
-    "instance_key": "CASE event WHEN 'ssm.run' THEN instance_id ELSE lower(vm_id) END",
-    "account_id": "CASE event WHEN 'ssm.run' THEN account_id ELSE subscription_id END",
-    "is_failure": "right(code, 1) IN ('W', 'E')",
-    "event_date": "CAST(time AS DATE)",
-}
 
 
 def ingest_events(
@@ -73,259 +74,182 @@ def ingest_events(
     files = expand(list(paths))
     with store.writer(timeout=lock_timeout) as w:
         summary = IngestSummary(ingest_id=w.ingest_id, sources=[f.name for f in files])
-        con = _stage_connection(w)
+        con = scratch_connection(w)
         try:
-            _stage(con, files, summary, progress)
-            _assign_uids(con)
-            if window is not None:
-                _skip_outside(con, window)
-            _store_events(con, w, store, summary)
-            _store_quarantine(con, w, store, summary)
+            _stage(con, w, files, summary, progress)
+            _define_staged(con, w, window)
+            for ds, kind in ((RUNS, "run"), (JOINS, "join")):
+                v = judge(con, store, w, ds, kind)
+                summary.duplicates += v.duplicates
+                summary.conflicts += v.conflicts
+                summary.stored += v.fresh
+                setattr(summary, f"{kind}s", v.fresh)
+                if v.fresh:
+                    summary.files_added += write_dataset(con, w, ds, _fresh_rows(ds, kind, w))
+            summary.skipped = _count(con, "kind IN ('skip', 'blank')")
+            summary.quarantined = _store_quarantine(con, w, store, summary)
             if w.changed:
-                _log(con, w, summary, "events")
+                _log(con, w, summary)
             w.commit()
         finally:
             con.close()
     return summary
 
 
-def _stage_connection(w: Writer) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(w.scratch("stage.duckdb")))
+def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB bounded in memory, spilling into the writer's scratch folder."""
+    con = duckdb.connect()
     con.execute("SET memory_limit = '768MB'")
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET temp_directory = '{_sq(str(w.scratch('spill')))}'")
-    con.register("batch_lines", LINE_SCHEMA.empty_table())
-    con.execute(f"CREATE TABLE staged AS {stage_sql()} LIMIT 0")
+    con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
     return con
 
 
-def _stage(con, files, summary: IngestSummary, progress: Progress | None) -> None:
-    insert = f"INSERT INTO staged {stage_sql()}"
+def _chunks(files: list[SourceFile], summary: IngestSummary, progress) -> Iterator[pa.Table]:
+    batches, size = [], 0
     for f in files:
         for batch in read_batches(f):
-            con.register("batch_lines", batch)
-            con.execute(insert)
             summary.read += batch.num_rows
             if progress:
                 progress(f.name, batch.num_rows)
-    con.unregister("batch_lines")
+            batches.append(batch)
+            size += batch.nbytes
+            if size >= CHUNK_BYTES:
+                yield pa.Table.from_batches(batches)
+                batches, size = [], 0
+    if batches:
+        yield pa.Table.from_batches(batches)
 
 
-def _assign_uids(con) -> None:
-    """Events without a uid get a stable one derived from their canonical JSON."""
-    rows = con.execute(
-        "SELECT rowid, raw FROM staged WHERE kind IN ('run', 'join') AND uid = ''"
-    ).fetchall()
-    if not rows:
-        return
-    fixed = pa.table(
-        {
-            "rid": [r[0] for r in rows],
-            "uid": [models.derived_uid(json.loads(r[1])) for r in rows],
-        }
-    )
-    con.register("fixed_uids", fixed)
-    con.execute("UPDATE staged SET uid = f.uid FROM fixed_uids f WHERE staged.rowid = f.rid")
-    con.unregister("fixed_uids")
-
-
-def _skip_outside(con, window: tuple[datetime, datetime]) -> None:
-    con.execute(
-        "UPDATE staged SET kind = 'skip', reason = 'outside window' "
-        "WHERE kind IN ('run', 'join') AND NOT (time >= $1 AND time < $2)",
-        [_naive_utc(window[0]), _naive_utc(window[1])],
-    )
-
-
-def _naive_utc(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
-
-
-def _select(ds: Dataset, kind: str, ingest_id: str) -> str:
-    cols = []
-    for c, _ in ds.columns + ds.partition:
-        if c in _DERIVED:
-            cols.append(f"{_DERIVED[c]} AS {c}")
-        elif c == "ingest_id":
-            cols.append(f"'{ingest_id}' AS ingest_id")
-        else:
-            cols.append(c)
-    return (
-        f"SELECT {', '.join(cols)}, line_no, {_signature(kind)} AS sig "
-        f"FROM staged WHERE kind = '{kind}'"
-    )
-
-
-def _signature(kind: str) -> str:
-    """What makes two events with one uid "the same": type, code, time, key, exit code."""
-    key = "instance_id || vm_id" if kind == "run" else "host_id"
-    code = "exit_code" if kind == "run" else "''"
-    return f"md5(concat_ws(chr(31), event, code, time_text, {key}, {code}))"
-
-
-def _store_events(con, w: Writer, store: Store, summary: IngestSummary) -> None:
-    for ds, kind, keys in ((RUNS, "run", ("cloud", "event_date")), (JOINS, "join", ("event_date",))):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS {_select(ds, kind, w.ingest_id)}")
-        # first copy of a uid in this input wins (file order, then line order)
+def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
+    """Pass 1: every line's verdict and typed fields, to scratch Parquet, chunk by chunk."""
+    out = w.scratch("staged")
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for n, chunk in enumerate(_chunks(files, summary, progress), start=1):
+        con.register("batch_lines", chunk)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS rn, "
-            "first_value(sig) OVER w AS first_sig FROM incoming "
-            "WINDOW w AS (PARTITION BY uid ORDER BY source, line_no)"
+            f"COPY ({stage_sql()}) TO {sql_str(out / f'part-{n}.parquet')} "
+            "(FORMAT parquet, COMPRESSION lz4_raw)"
         )
-        existing = _existing(con, store, w, ds, keys)
-        new_rows, dups, conflicts = _classify(con, existing)
-        summary.duplicates += dups
-        summary.conflicts += conflicts
-        summary.quarantined += conflicts
-        if kind == "run":
-            summary.runs = new_rows
-        else:
-            summary.joins = new_rows
-        summary.stored += new_rows
-        if new_rows:
-            out = w.scratch(ds.name)
-            cols = ", ".join(ds.column_names + [c for c, _ in ds.partition])
-            con.execute(
-                f"COPY (SELECT {cols} FROM fresh ORDER BY {', '.join(keys)}, time) "
-                f"TO '{_sq(str(out))}' (FORMAT parquet, COMPRESSION zstd, "
-                f"PARTITION_BY ({', '.join(keys)}), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
-            )
-            summary.files_added += len(w.add_tree(ds.name, out))
-    summary.skipped += con.execute(
-        "SELECT count(*) FROM staged WHERE kind IN ('skip', 'blank')"
-    ).fetchall()[0][0]
+        con.unregister("batch_lines")
+    if n == 0:  # nothing read: one empty file keeps the schema
+        con.register("batch_lines", pa.table({"source": pa.array([], pa.string()),
+                                              "line_no": pa.array([], pa.int64()),
+                                              "line": pa.array([], pa.large_binary()),
+                                              "error": pa.array([], pa.string())}))
+        con.execute(f"COPY ({stage_sql()}) TO {sql_str(out / 'part-0.parquet')} (FORMAT parquet)")
+        con.unregister("batch_lines")
 
 
-def _existing(con, store: Store, w: Writer, ds: Dataset, keys) -> str | None:
-    """A relation of (uid, sig) already stored in the partitions this input touches."""
-    touched = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM ranked").fetchall()
-    prefixes = {
-        "/".join(f"{k}={v}" for k, v in zip(keys, row, strict=True)) + "/" for row in touched
-    }
-    rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/") + 1] in prefixes]
-    if not rels:
-        return None
-    files = [str(store.root / ds.name / r) for r in rels]
-    con.execute("SET VARIABLE existing_files = $1", [files])
-    sig = _signature("run" if ds is RUNS else "join")
-    return f"SELECT uid, {sig} AS sig FROM read_parquet(getvariable('existing_files'))"
-
-
-def _classify(con, existing: str | None) -> tuple[int, int, int]:
-    """Split ranked input into fresh rows, duplicates and conflicts (quarantined)."""
-    ex = existing or "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
+def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> None:
+    """View `staged`: pass-1 rows with derived uids and the window applied."""
+    files = sql_str(w.scratch("staged") / "*.parquet")
+    missing = con.execute(
+        f"SELECT source, line_no, raw FROM read_parquet({files}) "
+        "WHERE kind IN ('run', 'join') AND uid = ''"
+    ).fetchall()
+    con.register("uid_fix", pa.table({
+        "source": pa.array([m[0] for m in missing], pa.string()),
+        "line_no": pa.array([m[1] for m in missing], pa.int64()),
+        "fixed_uid": [models.derived_uid(json.loads(m[2])) for m in missing],
+    }))
+    in_window = "true"
+    if window is not None:
+        lo, hi = (models.parse_time_ns(_rfc3339(t)) for t in window)
+        in_window = f"time >= make_timestamp_ns({lo}) AND time < make_timestamp_ns({hi})"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE verdict AS
-        SELECT r.*, CASE
-            WHEN e.uid IS NOT NULL AND e.sig = r.sig THEN 'duplicate'
-            WHEN e.uid IS NOT NULL THEN 'conflict'
-            WHEN r.rn > 1 AND r.sig = r.first_sig THEN 'duplicate'
-            WHEN r.rn > 1 THEN 'conflict'
-            ELSE 'fresh' END AS verdict
-        FROM ranked r LEFT JOIN (SELECT DISTINCT ON (uid) uid, sig FROM ({ex})) e USING (uid)"""
+        f"""CREATE OR REPLACE VIEW staged AS
+        SELECT s.* REPLACE (
+            CASE WHEN s.kind IN ('run', 'join') AND NOT ({in_window}) THEN 'skip' ELSE s.kind END
+                AS kind,
+            coalesce(f.fixed_uid, s.uid) AS uid)
+        FROM read_parquet({files}) s LEFT JOIN uid_fix f USING (source, line_no)"""
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE fresh AS SELECT * FROM verdict WHERE verdict = 'fresh'")
-    con.execute(
-        "UPDATE staged SET kind = 'quarantine', raw_bytes = encode(staged.raw), reason = "
-        "'uid ' || v.uid || ' already seen with different content; first copy kept' "
-        "FROM verdict v WHERE v.verdict = 'conflict' AND staged.source = v.source "
-        "AND staged.line_no = v.line_no"
-    )
-    counts = dict(con.execute("SELECT verdict, count(*) FROM verdict GROUP BY 1").fetchall())
-    return counts.get("fresh", 0), counts.get("duplicate", 0), counts.get("conflict", 0)
 
 
-def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary) -> None:
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _count(con, where: str) -> int:
+    return con.execute(f"SELECT count(*) FROM staged WHERE {where}").fetchall()[0][0]
+
+
+_DERIVED = {
+    "cloud": "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END",
+    "instance_key": "CASE event WHEN 'ssm.run' THEN instance_id ELSE lower(vm_id) END",
+    "account_id": "CASE event WHEN 'ssm.run' THEN account_id ELSE subscription_id END",
+    "is_failure": "right(code, 1) IN ('W', 'E')",
+    "event_date": "CAST(time AS DATE)",
+}
+
+
+def derived(column: str) -> str:
+    """The expression of a stored column over `staged` (most are stored as read)."""
+    return _DERIVED.get(column, column)
+
+
+def _fresh_rows(ds, kind: str, w: Writer) -> str:
+    cols = ", ".join(
+        f"'{w.ingest_id}' AS ingest_id" if c == "ingest_id" else f"{derived(c)} AS {c}"
+        for c, _ in ds.columns + ds.partition
+    )
+    return (
+        f"SELECT {cols} FROM staged SEMI JOIN (SELECT source, line_no FROM verdict_{kind} "
+        "WHERE verdict = 'fresh') f USING (source, line_no)"
+    )
+
+
+def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary) -> int:
+    """Quarantine rejected lines and uid conflicts (reason explained by the models);
+    a line already quarantined by an earlier ingest of the same input is not stored again."""
     rows = con.execute(
         "SELECT source, line_no, reason, raw_bytes FROM staged WHERE kind = 'quarantine' "
-        "AND reason NOT LIKE 'uid % already seen%' ORDER BY source, line_no"
+        "UNION ALL SELECT v.source, v.line_no, 'uid ' || v.uid || ' already seen with different "
+        "content; first copy kept', encode(s.raw) FROM (SELECT * FROM verdict_run UNION ALL "
+        "SELECT * FROM verdict_join) v JOIN staged s USING (source, line_no) "
+        "WHERE v.verdict = 'conflict' ORDER BY 1, 2"
     ).fetchall()
-    conflicts = con.execute(
-        "SELECT source, line_no, reason, raw_bytes FROM staged WHERE reason LIKE 'uid % already seen%'"
-    ).fetchall()
-    summary.quarantined += len(rows)
-    items = [(s, n, _better_reason(reason, raw), raw) for s, n, reason, raw in rows] + conflicts
-    if not items:
-        return
+    if not rows:
+        return 0
     now = datetime.now(UTC).replace(tzinfo=None)
-    table = pa.table(
-        {
-            "ingest_id": [w.ingest_id] * len(items),
-            "source": [i[0] for i in items],
-            "line_no": pa.array([i[1] for i in items], pa.int64()),
-            "reason": [i[2] for i in items],
-            "raw": pa.array([i[3] or b"" for i in items], pa.binary()),
-            "quarantined_at": pa.array([now] * len(items), pa.timestamp("ns")),
-        }
-    )
-    con.register("q_items", table)
-    seen = store.files(QUARANTINE.name, w.base)
-    con.execute("SET VARIABLE q_files = $1", [seen])
-    # a line quarantined by an earlier ingest of the same input is not stored twice
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE q_new AS SELECT q.*, CAST(q.quarantined_at AS DATE) AS ingest_date "
-        "FROM q_items q ANTI JOIN (SELECT source, line_no, md5(raw) AS h FROM "
-        "read_parquet(getvariable('q_files'), hive_partitioning = true, union_by_name = true)) e "
+    con.register("q_items", pa.table({
+        "ingest_id": [w.ingest_id] * len(rows),
+        "source": [r[0] for r in rows],
+        "line_no": pa.array([r[1] for r in rows], pa.int64()),
+        "reason": [_explained(r[2], r[3]) for r in rows],
+        "raw": pa.array([bytes(r[3] or b"") for r in rows], pa.binary()),
+        "quarantined_at": pa.array([now] * len(rows), pa.timestamp("ns")),
+    }))
+    con.execute("SET VARIABLE q_files = $1", [store.files(QUARANTINE.name, w.base)])
+    fresh = (
+        "SELECT q.*, CAST(q.quarantined_at AS DATE) AS ingest_date FROM q_items q ANTI JOIN "
+        "(SELECT source, line_no, md5(raw) AS h FROM read_parquet(getvariable('q_files'), "
+        "hive_partitioning = true, union_by_name = true)) e "
         "ON e.source = q.source AND e.line_no = q.line_no AND e.h = md5(q.raw)"
     )
-    if con.execute("SELECT count(*) FROM q_new").fetchall()[0][0]:
-        out = w.scratch(QUARANTINE.name)
-        con.execute(
-            f"COPY (SELECT * FROM q_new) TO '{_sq(str(out))}' (FORMAT parquet, COMPRESSION zstd, "
-            f"PARTITION_BY (ingest_date), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
-        )
-        summary.files_added += len(w.add_tree(QUARANTINE.name, out))
-    con.unregister("q_items")
+    if con.execute(f"SELECT count(*) FROM ({fresh})").fetchall()[0][0]:
+        summary.files_added += write_dataset(con, w, QUARANTINE, fresh)
+    return len(rows)
 
 
-def _better_reason(reason: str, raw: bytes | None) -> str:
-    """The pydantic explanation of a rejected line, when it has one."""
-    if raw is None or reason.startswith(("unreadable", "truncated", "read error", "not a Teleport")):
+def _explained(reason: str, raw) -> str:
+    """The pydantic explanation of a rejected line, where it has one."""
+    if raw is None or reason.startswith(("unreadable", "truncated", "read error", "not a Teleport",
+                                         "uid ")):
         return reason
-    detail = models.explain(bytes(raw).rstrip(b"\r"))
-    return detail or reason
+    return models.explain(bytes(raw).rstrip(b"\r")) or reason
 
 
-def _log(con, w: Writer, summary: IngestSummary, kind: str) -> None:
+def _log(con, w: Writer, s: IngestSummary) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     started = datetime.strptime(w.ingest_id[:16], "%Y%m%dT%H%M%SZ")
-    table = pa.table(
-        {
-            "ingest_id": [w.ingest_id],
-            "kind": [kind],
-            "started_at": pa.array([started], pa.timestamp("ns")),
-            "finished_at": pa.array([now], pa.timestamp("ns")),
-            "sources": pa.array([summary.sources], pa.list_(pa.string())),
-            "read": [summary.read],
-            "stored": [summary.stored],
-            "duplicates": [summary.duplicates],
-            "skipped": [summary.skipped],
-            "quarantined": [summary.quarantined],
-            "files_added": [summary.files_added],
-        }
-    )
-    write_table(con, w, INGEST_LOG, table)
-
-
-def write_table(con, w: Writer, ds: Dataset, table: pa.Table) -> int:
-    """Write a small Arrow table as one new file of an unpartitioned (or partitioned) dataset."""
-    con.register("w_table", table)
-    out = w.scratch(ds.name)
-    cols = ", ".join(ds.column_names + [c for c, _ in ds.partition])
-    part = (
-        f", PARTITION_BY ({', '.join(c for c, _ in ds.partition)})" if ds.partition else ""
-    )
-    target = out if ds.partition else out / f"part-{w.ingest_id}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"COPY (SELECT {cols} FROM w_table) TO '{_sq(str(target))}' (FORMAT parquet, "
-        f"COMPRESSION zstd{part}, FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
-        if ds.partition
-        else f"COPY (SELECT {cols} FROM w_table) TO '{_sq(str(target))}' (FORMAT parquet, COMPRESSION zstd)"
-    )
-    con.unregister("w_table")
-    return len(w.add_tree(ds.name, out))
-
-
-def _sq(s: str) -> str:
-    return s.replace("'", "''")
+    write_table(con, w, INGEST_LOG, pa.table({
+        "ingest_id": [w.ingest_id], "kind": ["events"],
+        "started_at": pa.array([started], pa.timestamp("ns")),
+        "finished_at": pa.array([now], pa.timestamp("ns")),
+        "sources": pa.array([s.sources], pa.list_(pa.string())),
+        "read": [s.read], "stored": [s.stored], "duplicates": [s.duplicates],
+        "skipped": [s.skipped], "quarantined": [s.quarantined], "files_added": [s.files_added],
+    }))

@@ -10,7 +10,8 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.ingest.events import IngestSummary, write_table
+from pipeline.ingest.events import IngestSummary
+from pipeline.ingest.write import write_table
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
 from pipeline.store.layout import (
@@ -162,9 +163,9 @@ def ingest_snapshot(
             rows.extend({**r, "raw": raw, "captured_at": at_ns} for r in made)
             s.stored += 1
         s.quarantined = len(rejected)
-        write_table(con, w, ds, _table(ds, rows, at_ns))
+        s.files_added += write_table(con, w, ds, _table(ds, rows, at_ns))
         if rejected:
-            write_table(con, w, QUARANTINE, pa.table({
+            s.files_added += write_table(con, w, QUARANTINE, pa.table({
                 "ingest_id": [w.ingest_id] * len(rejected), "source": [path] * len(rejected),
                 "line_no": pa.array([r[0] for r in rejected], pa.int64()),
                 "reason": [f"{want} #{r[0]}: {r[1]}" for r in rejected],
@@ -173,7 +174,7 @@ def ingest_snapshot(
                 "ingest_date": pa.array([at_ns.date()] * len(rejected), pa.date32())}))
         log = pa.table({"kind": [kind], "captured_at": pa.array([at_ns], pa.timestamp("ns")),
                         "rows": [len(rows)], "source": [path], "ingest_id": [w.ingest_id]})
-        write_table(con, w, SNAPSHOT_LOG, log)
+        s.files_added += write_table(con, w, SNAPSHOT_LOG, log) + 1  # + the ingest log below
         now = _to_naive(datetime.now(UTC))
         write_table(con, w, INGEST_LOG, pa.table({
             "ingest_id": [w.ingest_id], "kind": [kind],
@@ -181,7 +182,7 @@ def ingest_snapshot(
             "finished_at": pa.array([now], pa.timestamp("ns")),
             "sources": pa.array([[path]], pa.list_(pa.string())), "read": [s.read],
             "stored": [s.stored], "duplicates": [s.duplicates], "skipped": [s.skipped],
-            "quarantined": [s.quarantined], "files_added": [3]}))
+            "quarantined": [s.quarantined], "files_added": [s.files_added]}))
         w.commit()
         con.close()
     return s

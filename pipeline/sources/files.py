@@ -41,8 +41,8 @@ class SourceFile:
 def _is_event_file(name: str) -> bool:
     if name.endswith(".parquet"):
         return True  # Teleport's Athena backend: <prefix>/<YYYY-MM-DD>/<uuid>.parquet
-    base = name[:-3] if name.endswith(".gz") else name
-    return base.endswith(EVENT_SUFFIXES)
+    # any .gz: exporters name objects freely (fluent-plugin-s3: 20260504-10_0.gz)
+    return name.endswith(".gz") or name.endswith(EVENT_SUFFIXES)
 
 
 def _is_url(path: str) -> bool:
@@ -120,6 +120,7 @@ class _Gunzip:
         self._z = zlib.decompressobj(zlib.MAX_WBITS | 32)
         self._pending: Exception | None = None
         self._in_member = False
+        self._out = bytearray()
 
     def __enter__(self):
         return self
@@ -128,35 +129,35 @@ class _Gunzip:
         self._raw.close()
 
     def read(self, n: int) -> bytes:
-        if self._pending is not None:
+        if self._pending is not None and not self._out:
             raise self._pending
-        out = bytearray()
-        while len(out) < n:
+        while len(self._out) < n and self._pending is None:
             chunk = self._raw.read(1 << 20)
             if not chunk:
                 if self._in_member and not self._z.eof:
                     self._pending = EOFError("compressed data ended before the end-of-stream marker")
                 break
-            try:
-                out += self._decompress(chunk)
-            except zlib.error as e:
-                self._pending = e
-                break
-        if not out and self._pending is not None:
+            self._decompress(chunk)
+        if not self._out and self._pending is not None:
             raise self._pending
-        return bytes(out)
-
-    def _decompress(self, chunk: bytes) -> bytes:
-        self._in_member = True
-        data = self._z.decompress(chunk)
-        while self._z.eof:
-            rest = self._z.unused_data
-            self._z = zlib.decompressobj(zlib.MAX_WBITS | 32)
-            self._in_member = bool(rest)
-            if not rest:
-                break
-            data += self._z.decompress(rest)
+        data = bytes(self._out[:n])
+        del self._out[:n]
         return data
+
+    def _decompress(self, chunk: bytes) -> None:
+        """Append what `chunk` decompresses to; a corrupt member keeps what came before it."""
+        self._in_member = True
+        try:
+            self._out += self._z.decompress(chunk)
+            while self._z.eof:
+                rest = self._z.unused_data
+                self._z = zlib.decompressobj(zlib.MAX_WBITS | 32)
+                self._in_member = bool(rest)
+                if not rest:
+                    break
+                self._out += self._z.decompress(rest)
+        except zlib.error as e:
+            self._pending = e
 
 
 def read_batches(f: SourceFile) -> Iterator[pa.RecordBatch]:
@@ -188,14 +189,17 @@ def read_athena(f: SourceFile, batch_rows: int = 65536) -> Iterator[pa.RecordBat
                 return
             row = 1
             for batch in pf.iter_batches(batch_size=batch_rows, columns=["event_data"]):
-                data = batch.column(0).cast(pa.large_string()).cast(pa.large_binary())
+                text = batch.column(0).cast(pa.large_string())
+                data = text.cast(pa.large_binary())
                 n = len(data)
+                null = pc.is_null(text)
                 yield pa.RecordBatch.from_arrays(
                     [
                         pa.repeat(f.name, n).cast(pa.string()),
                         pa.array(range(row, row + n), pa.int64()),
                         data,
-                        pa.nulls(n, pa.string()),
+                        pc.if_else(null, pa.scalar("event_data is null", pa.string()),
+                                   pa.scalar(None, pa.string())),
                     ],
                     schema=LINE_SCHEMA,
                 )

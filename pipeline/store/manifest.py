@@ -75,12 +75,17 @@ class Store:
 
     def require(self) -> Store:
         """Raise StoreError unless a store has been written at the root."""
+        self._not_a_file()
         if not self.exists():
             raise StoreError(
                 f"no store at {self.root} (ingest something first, or point --store / "
                 "DISCOVERY_HISTORY_STORE at an existing store)"
             )
         return self
+
+    def _not_a_file(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store path {self.root} is a file, not a folder")
 
     def manifest(self) -> Manifest:
         """The committed manifest (an empty one before the first write)."""
@@ -101,7 +106,11 @@ class Store:
     @contextlib.contextmanager
     def writer(self, timeout: float = 60.0, ingest_id: str | None = None) -> Iterator[Writer]:
         """Hold the lock, give a Writer; nothing becomes visible until `Writer.commit()`."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._not_a_file()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
         with _locked(self.root / LOCK, timeout):
             _sweep_staging(self.root)
             self._ensure_schema_files()
@@ -109,7 +118,7 @@ class Store:
             try:
                 yield w
             finally:
-                shutil.rmtree(w.staging, ignore_errors=True)
+                _sweep_one(w.staging)  # uncommitted files go with the staging folder
 
     def _ensure_schema_files(self) -> None:
         import duckdb
@@ -226,12 +235,18 @@ def _sweep_staging(root: Path) -> None:
     if not staging.exists():
         return
     for leftover in staging.iterdir():
-        intents = leftover / "moved.jsonl"
-        if intents.exists():
-            for line in intents.read_text().splitlines():
-                with contextlib.suppress(ValueError, OSError):
-                    Path(json.loads(line)).unlink(missing_ok=True)
-        shutil.rmtree(leftover, ignore_errors=True)
+        _sweep_one(leftover)
+
+
+def _sweep_one(folder: Path) -> None:
+    """Delete a writer's staging folder and any file it moved into a dataset but never
+    committed (listed in its intents file; a commit deletes that list)."""
+    intents = folder / "moved.jsonl"
+    if intents.exists():
+        for line in intents.read_text().splitlines():
+            with contextlib.suppress(ValueError, OSError):
+                Path(json.loads(line)).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,1 @@
+"""Building blocks of the synthetic fleet generator (`pipeline.generate.generate_fleet`)."""

@@ -1,0 +1,90 @@
+"""Noise: audit events of other types (instance.join, session.start, user.login).
+
+Ingest must skip them by event type (some carry failure codes: TJ002E, T1000W). Rendered in
+DuckDB like the run events; `noise` has (type, ts, uid, server, line).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipeline.gen import catalog as cat
+from pipeline.gen.events import Shape, obj
+
+
+def build_noise(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -> None:
+    """`noise`: n events of other types (instance.join, session.start, user.login)."""
+    span = s.end_ns - s.start_ns
+    users = "['alice', 'bob', 'carol', 'dave', 'erin', 'svc-ci']"
+    ip = (f"concat('203.0.113.', 1 + {s.pick('j', 'ip', 254)}, ':',"
+          f" 32768 + {s.pick('j', 'port', 28000)})")
+    first = "'instance.join'" if n_inst else "'user.login'"
+    second = "'session.start'" if n_inst else "'user.login'"
+    con.execute(f"""
+    CREATE OR REPLACE TABLE noise_src AS
+    SELECT range AS j, {s.start_ns} + {s.pick('range', 't', span)} AS ts,
+           CASE WHEN {s.rnd('range', 'type')} < 0.4 THEN {first}
+                WHEN {s.rnd('range', 'type')} < 0.75 THEN {second}
+                ELSE 'user.login' END AS type,
+           {s.pick('range', 'inst', max(n_inst, 1))} AS inst,
+           {s.rnd('range', 'ok')} < 0.9 AS ok,
+           {s.uuid('range', 'noise')} AS uid, {s.uuid('range', 'sid')}::VARCHAR AS sid,
+           {users}[1 + {s.pick('range', 'user', 6)}] AS usr,
+           {s.rnd('range', 'method')} < 0.6 AS ec2,
+           {s.pick('range', 'srv', s.servers)} AS server
+    FROM range({n})
+    """)
+    con.execute(f"""
+    CREATE OR REPLACE TABLE noise AS
+    SELECT type, ts, uid, server,
+      CASE type WHEN 'instance.join' THEN {_join(s)}
+                WHEN 'session.start' THEN {_session(ip)}
+                ELSE {_login(ip)} END AS line
+    FROM noise_src LEFT JOIN inst USING (inst)
+    """)
+
+
+def _envelope(code: str) -> list[tuple[str, str, str]]:
+    return [("ei", "0", "j"), ("event", "type", "s"), ("uid", "uid::VARCHAR", "s"),
+            ("code", code, "s"), ("time", "ts_str(ts)", "s"), ("cluster_name", cat.CLUSTER, "c")]
+
+
+def _join(s: Shape) -> str:
+    """instance.join (TJ002I / TJ002E): an agent joining, with join-method attributes."""
+    azure = obj([("subscription", "account", "s"), ("resource_group", "resource_group", "s")])
+    ec2 = obj([("account", "account", "s"), ("instance_id", "key", "s"), ("region", "region", "s")])
+    iam = obj([("account", "account", "s"),
+               ("arn", "concat('arn:aws:sts::', account, ':assumed-role/TeleportDiscoveryNode/',"
+                       " key)", "s"),
+               ("user_id", "concat('AROA', upper(substr(md5(account), 1, 17)), ':', key)", "s")])
+    return obj(_envelope("CASE WHEN ok THEN 'TJ002I' ELSE 'TJ002E' END") + [
+        ("success", "ok::VARCHAR", "j"),
+        ("error", "CASE WHEN NOT ok THEN '\"token is expired or not found\"' END", "?"),
+        ("addr.remote", f"concat(ip, ':', 32768 + {s.pick('j', 'jport', 28000)})", "s"),
+        ("node_name", "CASE WHEN cloud = 'aws' AND ec2 THEN concat(account, '-', key)"
+                      " ELSE hostname END", "s"),
+        ("host_id", "host_id", "s"), ("role", "Node", "c"),
+        ("method", "CASE WHEN cloud = 'azure' THEN 'azure' WHEN ec2 THEN 'ec2' ELSE 'iam' END",
+         "s"),
+        ("token_name", "CASE WHEN cloud = 'azure' THEN 'azure-discovery-token'"
+                       " ELSE 'aws-discovery-iam-token' END", "s"),
+        ("attributes", f"CASE WHEN cloud = 'azure' THEN {azure} WHEN ec2 THEN {ec2} ELSE {iam} END",
+         "j")])
+
+
+def _session(ip: str) -> str:
+    """session.start (T2000I): an SSH session on an enrolled node."""
+    return obj(_envelope("'T2000I'") + [
+        ("user", "usr", "s"),
+        ("login", "CASE WHEN cloud = 'azure' THEN 'azureuser' ELSE 'ec2-user' END", "s"),
+        ("sid", "sid", "s"), ("namespace", "default", "c"), ("server_id", "host_id", "s"),
+        ("server_hostname", "hostname", "s"), ("addr.remote", ip, "s"), ("proto", "ssh", "c"),
+        ("size", "80:25", "c"), ("session_recording", "node", "c")])
+
+
+def _login(ip: str) -> str:
+    """user.login (T1000I / T1000W): an SSO login, sometimes failed."""
+    return obj(_envelope("CASE WHEN ok THEN 'T1000I' ELSE 'T1000W' END") + [
+        ("user", "usr", "s"), ("method", "saml", "c"), ("success", "ok::VARCHAR", "j"),
+        ("error", "CASE WHEN NOT ok THEN '\"SAML response has expired\"' END", "?"),
+        ("addr.remote", ip, "s"), ("user_agent", "Mozilla/5.0 (X11; Linux x86_64)", "c")])

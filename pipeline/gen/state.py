@@ -1,0 +1,202 @@
+"""Cluster state at `end`: `tctl get nodes` and `tctl get user_tasks` JSON, from the events.
+
+Per-instance Python (never per event): each instance's last run decides whether it is
+online (node present) and whether a user task lists it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import duckdb
+
+from pipeline.gen import catalog as cat
+from pipeline.gen.plan import NS
+
+ISSUE_BY_KIND = {o.kind: o.issue_type for o in cat.OUTCOMES}
+NON_CLOUD = (("bastion-01", "onprem"), ("build-runner-02", "ci"), ("onprem-db-01", "onprem"),
+              ("jump-eu", "onprem"), ("lab-pi-03", "lab"))
+
+INSTANCE_STATE_SQL = """
+SELECT i.*, a.* EXCLUDE (inst)
+FROM inst i LEFT JOIN (
+  SELECT inst, count(*) AS n_events, max(ts) AS last_ts,
+         arg_max(kind, ts) AS last_kind, arg_max(failed, ts) AS last_failed,
+         arg_max(command_id, ts) AS last_cmd,
+         arg_max(kind, ts) FILTER (WHERE run = 0) AS last_main_kind,
+         count(*) FILTER (WHERE failed) AS n_fail,
+         min(ts) FILTER (WHERE failed) AS first_fail_ts
+  FROM ev WHERE step = 0 GROUP BY inst) a USING (inst)
+ORDER BY i.inst
+"""
+
+
+def rfc3339(ns: int, digits: tuple[int, ...] = (9,), trim: bool = True) -> str:
+    """UTC RFC 3339 from epoch ns; trims trailing zeros like Go's RFC3339Nano when `trim`,
+    else uses the shortest of `digits` that keeps every non-zero digit (protojson style)."""
+    sec, frac = divmod(ns, NS)
+    base = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    f9 = f"{frac:09d}"
+    if trim:
+        f9 = f9.rstrip("0")
+    else:
+        f9 = next(f9[:d] for d in digits if f9[d:].strip("0") == "") if frac else ""
+    return f"{base}.{f9}Z" if f9 else f"{base}Z"
+
+
+_ENC = json.encoder.encode_basestring_ascii  # the C encoder json.dumps uses
+
+
+def dumps_indent(value: object, indent: str = "") -> str:
+    """Same text as `json.dumps(value, indent=4)` for dict/list/str/int/bool/None trees,
+    without the pure-Python encoder that `indent` forces (several times faster)."""
+    inner = indent + "    "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        body = ",\n".join(f"{inner}{_ENC(k)}: {dumps_indent(v, inner)}" for k, v in value.items())
+        return f"{{\n{body}\n{indent}}}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        body = ",\n".join(inner + dumps_indent(v, inner) for v in value)
+        return f"[\n{body}\n{indent}]"
+    if isinstance(value, str):
+        return _ENC(value)
+    return json.dumps(value)
+
+
+def _proto_ts(ns: int) -> str:
+    return rfc3339(ns, (0, 3, 6, 9), trim=False)
+
+
+def instance_states(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """One dict per planned instance with its last-run aggregates (None when no events)."""
+    return con.sql(INSTANCE_STATE_SQL).to_arrow_table().to_pylist()
+
+
+def is_online(r: dict) -> bool:
+    """Registered at `end`: enrolled before the window or last main run succeeded, not gone."""
+    if r["offline"] or r["unsupported"]:
+        return False
+    return bool(r["pre_window"] or (r["last_main_kind"] or "").endswith("_ok"))
+
+
+def _labels(r: dict) -> dict[str, str]:
+    if r["cloud"] == "aws":
+        lab = {"teleport.dev/instance-id": r["key"], "teleport.dev/account-id": r["account"],
+               "teleport.dev/discovered-name": r["name"], "aws/Name": r["name"],
+               "aws/env": "prod" if r["integration"] == "aws-prod" else "nonprod"}
+    else:
+        lab = {"teleport.internal/vm-id": r["key"].upper(),
+               "teleport.internal/subscription-id": r["account"],
+               "teleport.internal/resource-group": r["resource_group"],
+               "teleport.internal/region": r["region"], "azure/env": "prod"}
+    return dict(sorted(lab.items()))
+
+
+def _node(rng: random.Random, end_ns: int, name: str, labels: dict, hostname: str, addr: str,
+          aws: dict | None = None) -> dict:
+    spec: dict = {"addr": addr, "hostname": hostname, "version": cat.TELEPORT_VERSION}
+    if not addr:
+        spec["use_tunnel"] = True
+    if aws:
+        spec["cloud_metadata"] = {"aws": aws}
+    expires = end_ns + 7 * 60 * NS + rng.randrange(3 * 60 * NS)
+    return {"kind": "node", "version": "v2",
+            "metadata": {"name": name, "labels": labels, "expires": rfc3339(expires),
+                         "revision": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
+            "spec": spec}
+
+
+def nodes_json(states: list[dict], seed: int, end_ns: int) -> list[dict]:
+    """Online cloud nodes plus a few non-cloud nodes, sorted by name (backend key order)."""
+    rng = random.Random(f"nodes:{seed}")
+    out = []
+    for r in states:
+        if not is_online(r):
+            continue
+        aws = None
+        addr = ""
+        if r["cloud"] == "aws":
+            addr = r["ip"] + ":3022"
+            if r["node_meta"]:
+                aws = {"account_id": r["account"], "instance_id": r["key"],
+                       "region": r["region"], "vpc_id": r["vpc_id"]}
+                if r["integration"]:
+                    aws["integration"] = r["integration"]
+        out.append(_node(rng, end_ns, r["host_id"], _labels(r), r["hostname"], addr, aws))
+    for n, (host, env) in enumerate(NON_CLOUD):
+        out.append(_node(rng, end_ns, str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                         {"env": env}, host, f"192.168.10.{11 + n}:3022"))
+    return sorted(out, key=lambda n: n["metadata"]["name"])
+
+
+def _ec2_instance(r: dict, sync_ns: int) -> dict:
+    url = "" if r["last_kind"] == "aws_legacy" or not r["last_cmd"] else (
+        f"https://{r['region']}.console.aws.amazon.com/systems-manager/run-command/"
+        f"{r['last_cmd']}/{r['key']}")
+    return {"instance_id": r["key"], "name": r["name"], "invocation_url": url,
+            "discovery_config": cat.DISCOVERY_CONFIG, "discovery_group": cat.DISCOVERY_GROUP,
+            "sync_time": _proto_ts(sync_ns)}
+
+
+def _vm_instance(r: dict) -> dict:
+    return {"vm_id": r["key"], "resource_id": r["resource_id"], "name": r["vm_name"],
+            "discovery_config": cat.DISCOVERY_CONFIG, "discovery_group": cat.DISCOVERY_GROUP,
+            "sync_time": _proto_ts(r["last_ts"]), "last_attempt_time": _proto_ts(r["last_ts"]),
+            "retry_after_time": _proto_ts(r["last_ts"] + cat.RETRY_SECONDS * NS),
+            "attempts": r["n_fail"]}
+
+
+def _task_groups(states: list[dict], seed: int, end_ns: int) -> dict[tuple, list]:
+    """(cloud, integration, issue, account, region, resource group) -> [(instance, since)]."""
+    rng = random.Random(f"tasks:{seed}")
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in states:
+        if not r["integration"]:
+            continue  # failures without an integration are not reported as user tasks
+        if r["unsupported"]:
+            sync = end_ns - rng.randrange(1, 15 * 60) * NS
+            key = ("aws", r["integration"], "ec2-ssm-unsupported-os", r["account"], r["region"], "")
+            groups[key].append((_ec2_instance(r, sync), sync))
+        elif r["last_failed"]:
+            issue = ISSUE_BY_KIND[r["last_kind"]]
+            if r["cloud"] == "aws":
+                key = ("aws", r["integration"], issue, r["account"], r["region"], "")
+                groups[key].append((_ec2_instance(r, r["last_ts"]), r["first_fail_ts"]))
+            else:
+                key = ("azure", r["integration"], issue, r["account"], r["region"],
+                       r["resource_group"])
+                groups[key].append((_vm_instance(r), r["first_fail_ts"]))
+    return groups
+
+
+def user_tasks_json(states: list[dict], seed: int, end_ns: int, tenant: str,
+                    client: str) -> list[dict]:
+    """OPEN user tasks, one per (integration, issue, account, region[, resource group])."""
+    out = []
+    for key, members in _task_groups(states, seed, end_ns).items():
+        cloud, integration, issue, account, region, rg = key
+        name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{seed}/" + "/".join(key)))
+        idkey = "instance_id" if cloud == "aws" else "vm_id"
+        instances = {m[idkey]: m for m, _ in sorted(members, key=lambda x: x[0][idkey])}
+        if cloud == "aws":
+            detail = {"discover_ec2": {"instances": instances, "account_id": account,
+                                       "region": region, "ssm_document": cat.SSM_DOCUMENT,
+                                       "installer_script": cat.INSTALLER_SCRIPT}}
+        else:
+            detail = {"discover_azure_vm": {"instances": instances, "subscription_id": account,
+                                            "resource_group": rg, "region": region,
+                                            "tenant_id": tenant, "client_id": client}}
+        out.append({"kind": "user_task", "version": "v1",
+                    "metadata": {"name": name, "revision": str(uuid.uuid5(uuid.NAMESPACE_OID, name))},
+                    "spec": {"integration": integration,
+                             "task_type": "discover-ec2" if cloud == "aws" else "discover-azure-vm",
+                             "issue_type": issue, "state": "OPEN", **detail},
+                    "status": {"last_state_change": _proto_ts(min(s for _, s in members))}})
+    return sorted(out, key=lambda t: t["metadata"]["name"])

@@ -1,0 +1,254 @@
+"""Deterministic synthetic Teleport fleet: audit file logs, `nodes.json`, `user_tasks.json`.
+
+`generate_fleet` is the public entry point (used by the CLI and `make demo`). Same seed and
+arguments give byte-identical files; the clock is never read (`end` defaults to a fixed
+instant). Instances are planned in Python per instance (`pipeline.gen.plan`), expanded into
+events and rendered as JSON lines in DuckDB (`pipeline.gen.events`, `pipeline.gen.noise`),
+written in bulk (`pipeline.gen.writer`); the cluster state at `end` comes from each
+instance's last run (`pipeline.gen.state`).
+
+`generate_events_parquet_athena` writes the same fleet (same uids) in the Athena backend's
+Parquet layout instead (`pipeline.gen.athena`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.gen import events as gev
+from pipeline.gen import state as gst
+from pipeline.gen.athena import write_athena
+from pipeline.gen.noise import build_noise
+from pipeline.gen.plan import DAY, NS, FleetPlan, plan_fleet
+from pipeline.gen.writer import link_current, log_paths, prefetch, write_logs
+
+DEFAULT_END = datetime(2026, 5, 31, tzinfo=UTC)
+DUPLICATE_SHARE = 0.001  # run events re-emitted into a second auth server's file
+CHUNK_ROWS = 150_000  # lines rendered per DuckDB query (bounds memory, overlaps with writing)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class GenerateError(ValueError):
+    """An argument of `generate_fleet` is out of range; the message names it and the fix."""
+
+
+class FleetSummary(BaseModel):
+    """What `generate_fleet` wrote. `events_by_type` counts unique events (the duplicates and
+    malformed lines are counted apart); `log_files` are relative to `out_dir/auth`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    out_dir: str
+    seed: int
+    window_start: datetime  # the events cover [window_start, window_end)
+    window_end: datetime
+    auth_servers: int
+    events_by_type: dict[str, int]
+    run_events: int  # ssm.run + azure.run
+    failure_events: int  # run events whose code ends in W
+    noise_events: int
+    duplicates_injected: int  # extra copies (same uid) in another server's file
+    malformed_lines: int
+    lines_written: int  # run + noise + duplicates + malformed
+    bytes_written: int
+    aws_instances: int
+    azure_vms: int
+    instances_with_events: int
+    failing_instances: int  # last run failed (what user tasks list, integration permitting)
+    online_nodes: int  # cloud nodes in nodes.json
+    non_cloud_nodes: int
+    user_tasks: int
+    files_written: int  # day files + nodes.json + user_tasks.json
+    log_files: list[str]
+
+    def __str__(self) -> str:
+        return (f"{self.lines_written} lines ({self.run_events} run events, {self.noise_events}"
+                f" noise, {self.duplicates_injected} duplicates, {self.malformed_lines} malformed)"
+                f" in {self.files_written} files for [{self.window_start:%Y-%m-%dT%H:%M:%SZ},"
+                f" {self.window_end:%Y-%m-%dT%H:%M:%SZ}); {self.aws_instances} AWS instances,"
+                f" {self.azure_vms} Azure VMs, {self.failing_instances} failing,"
+                f" {self.online_nodes} online, {self.user_tasks} user tasks")
+
+
+def _check(days: int, aws: int, azure: int, servers: int, noise: float, bad: int,
+           end: datetime) -> None:
+    if end.tzinfo is None:
+        raise GenerateError(f"end={end.isoformat()} has no timezone; pass an aware UTC datetime")
+    for name, value, low in (("days", days, 1), ("aws_instances", aws, 0), ("azure_vms", azure, 0),
+                             ("auth_servers", servers, 1), ("malformed_lines", bad, 0)):
+        if value < low:
+            raise GenerateError(f"{name}={value} must be >= {low}")
+    if not 0 <= noise < 1:
+        raise GenerateError(f"noise_ratio={noise} must be in [0, 1)")
+
+
+class _Progress:
+    def __init__(self, on: bool) -> None:
+        self.on = on and sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            print(f"[generate {time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr)
+
+
+def _shape(seed: int, days: int, end: datetime, servers: int) -> gev.Shape:
+    delta = end.astimezone(UTC) - _EPOCH
+    end_ns = (delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000
+    start_ns = end_ns - days * DAY
+    day0 = start_ns - start_ns % DAY
+    return gev.Shape(seed, start_ns, end_ns, day0, (end_ns - 1 - day0) // DAY + 1, servers)
+
+
+def _expand(plan: FleetPlan, shape: gev.Shape) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session holding the plan and the expanded run events (`ev`)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    inst, ep = plan.tables()
+    for name, table in (("inst", inst), ("ep", ep),
+                        ("outcomes", gev.outcomes_table(plan.azure_client_id))):
+        con.register(f"{name}_src", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_src")
+        con.unregister(f"{name}_src")
+    con.execute(gev.MACROS)
+    gev.build_attempts(con, shape)
+    gev.build_events(con, shape)
+    return con
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, s: gev.Shape, rows: int):
+    """Batches of the final lines, rendered a few whole days at a time."""
+    n = max(1, min(s.n_days, math.ceil(rows / CHUNK_ROWS)))
+    bounds = [s.day0_ns + round(c * s.n_days / n) * DAY for c in range(n + 1)]
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        yield from con.sql(gev.lines_query(s, lo, hi)).to_arrow_table().to_batches()
+
+
+def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, out: Path, rows: int,
+                 say: _Progress) -> tuple[list[str], int]:
+    """Write `out/auth/<server>/<day>.log` aside, link `events.log`, swap it into place."""
+    partial = out / ".auth.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    servers = [f"server-{n + 1}" for n in range(s.servers)]
+    first_day = datetime.fromtimestamp(s.day0_ns // NS, UTC).date()
+    paths = log_paths(partial, servers, first_day, s.n_days)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        say(f"wrote {done[0]}/{rows} lines")
+
+    nbytes = write_logs(prefetch(_chunks(con, s, rows)), paths, tick)
+    for srv in servers:
+        link_current(partial / srv)
+    shutil.rmtree(out / "auth", ignore_errors=True)
+    partial.rename(out / "auth")
+    return [str(p.relative_to(partial)) for p in paths], nbytes
+
+
+def _write_json(path: Path, value: object) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(gst.dumps_indent(value) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    rows = con.sql("""
+        SELECT CASE WHEN kind LIKE 'aws%' THEN 'ssm.run' ELSE 'azure.run' END, count(*) FROM ev
+        GROUP BY ALL UNION ALL SELECT type, count(*) FROM noise GROUP BY ALL""").fetchall()
+    return dict(sorted(rows))
+
+
+def _write_athena(con: duckdb.DuckDBPyConnection, s: gev.Shape, out: Path, rows: int,
+                  say: _Progress) -> tuple[list[str], int]:
+    """Write `out/athena/<day>/<uuidv7>.parquet` aside, then swap it into place."""
+    partial = out / ".athena.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    files = write_athena(con, s, partial, s.seed)
+    say(f"wrote {rows} events in {len(files)} Parquet files")
+    shutil.rmtree(out / "athena", ignore_errors=True)
+    partial.rename(out / "athena")
+    return [str(p.relative_to(partial)) for p in files], sum(p.stat().st_size for p in
+                                                                (out / "athena").rglob("*.parquet"))
+
+
+def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetime | None,
+              aws_instances: int, azure_vms: int, auth_servers: int, noise_ratio: float,
+              malformed_lines: int, progress: bool) -> FleetSummary:
+    end = DEFAULT_END if end is None else end
+    _check(days, aws_instances, azure_vms, auth_servers, noise_ratio, malformed_lines, end)
+    say = _Progress(progress)
+    out = Path(out_dir)
+    shape = _shape(seed, days, end, auth_servers)
+    plan = plan_fleet(seed, shape.start_ns, shape.end_ns, aws_instances, azure_vms)
+    con = _expand(plan, shape)
+    try:
+        n_run, n_fail = con.sql("SELECT count(*), count(*) FILTER (WHERE failed) FROM ev"
+                                ).fetchall()[0]
+        n_noise = round(n_run * noise_ratio / (1 - noise_ratio))
+        build_noise(con, shape, n_noise, aws_instances + azure_vms)
+        n_dups = max(1, round(n_run * DUPLICATE_SHARE)) if auth_servers > 1 and n_run else 0
+        n_bad = min(malformed_lines, n_run)
+        gev.select_extras(con, shape, n_dups, n_bad)
+        rows = n_run + n_noise + n_dups + n_bad
+        say(f"{aws_instances + azure_vms} instances, {n_run} run events, {n_noise} noise events")
+        out.mkdir(parents=True, exist_ok=True)
+        log_files, nbytes = writer(con, shape, out, rows, say)
+        states = gst.instance_states(con)
+        by_type = _counts(con)
+    finally:
+        con.close()
+    nodes = gst.nodes_json(states, seed, shape.end_ns)
+    tasks = gst.user_tasks_json(states, seed, shape.end_ns, plan.azure_tenant_id,
+                                plan.azure_client_id)
+    _write_json(out / "nodes.json", nodes)
+    _write_json(out / "user_tasks.json", tasks)
+    say(f"done: {rows} events, {nbytes} bytes")
+    return FleetSummary(
+        out_dir=str(out), seed=seed, window_start=end.astimezone(UTC) - timedelta(days=days),
+        window_end=end.astimezone(UTC), auth_servers=auth_servers, events_by_type=by_type,
+        run_events=n_run, failure_events=n_fail, noise_events=n_noise,
+        duplicates_injected=n_dups, malformed_lines=n_bad, lines_written=rows,
+        bytes_written=nbytes, aws_instances=aws_instances, azure_vms=azure_vms,
+        instances_with_events=sum(1 for r in states if r["n_events"]),
+        failing_instances=sum(1 for r in states if r["last_failed"]),
+        online_nodes=len(nodes) - len(gst.NON_CLOUD), non_cloud_nodes=len(gst.NON_CLOUD),
+        user_tasks=len(tasks), files_written=len(log_files) + 2, log_files=log_files)
+
+
+def generate_fleet(out_dir: str | Path, *, seed: int = 7, days: int = 30,
+                   end: datetime | None = None, aws_instances: int = 3000, azure_vms: int = 1000,
+                   auth_servers: int = 2, noise_ratio: float = 0.05, malformed_lines: int = 5,
+                   progress: bool = False) -> FleetSummary:
+    """Write a synthetic fleet's audit logs for [end - days, end) plus nodes/user tasks at `end`.
+
+    Layout: `out_dir/auth/server-N/<YYYY-MM-DD>.00:00:00.log` (+ `events.log` symlink to the
+    newest), `out_dir/nodes.json`, `out_dir/user_tasks.json`. Replaces `out_dir/auth` (built
+    aside, then renamed). Raises GenerateError for out-of-range arguments.
+    """
+    return _generate(out_dir, _write_audit, seed=seed, days=days, end=end,
+                     aws_instances=aws_instances, azure_vms=azure_vms, auth_servers=auth_servers,
+                     noise_ratio=noise_ratio, malformed_lines=malformed_lines, progress=progress)
+
+
+def generate_events_parquet_athena(out_dir: str | Path, *, seed: int = 7, days: int = 30,
+                                   end: datetime | None = None, aws_instances: int = 3000,
+                                   azure_vms: int = 1000, auth_servers: int = 2,
+                                   noise_ratio: float = 0.05, progress: bool = False
+                                   ) -> FleetSummary:
+    """The same fleet as `generate_fleet` with the same arguments (same events and uids, no
+    malformed lines) in the Athena layout: `out_dir/athena/<YYYY-MM-DD>/<uuidv7>.parquet`, one
+    file per day per auth server, cross-server duplicates as duplicate deliveries; plus
+    nodes.json and user_tasks.json. `log_files` are relative to `out_dir/athena`."""
+    return _generate(out_dir, _write_athena, seed=seed, days=days, end=end,
+                     aws_instances=aws_instances, azure_vms=azure_vms, auth_servers=auth_servers,
+                     noise_ratio=noise_ratio, malformed_lines=0, progress=progress)

@@ -1,0 +1,47 @@
+"""Write query results as new files of a dataset, staged in the writer's scratch folder."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pyarrow as pa
+
+from pipeline.store.layout import Dataset
+from pipeline.store.manifest import Writer
+
+_seq = itertools.count()
+
+
+def sql_str(value: str | os.PathLike[str]) -> str:
+    """A SQL string literal (paths in COPY statements cannot be bound parameters)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def write_dataset(con, w: Writer, ds: Dataset, query: str) -> int:
+    """COPY `query` (the dataset's columns, partition keys last) into new files; returns how many."""
+    out = w.scratch(f"out-{ds.name}-{next(_seq)}")
+    cols = ", ".join([c for c, _ in ds.columns] + [c for c, _ in ds.partition])
+    if ds.partition:
+        keys = ", ".join(c for c, _ in ds.partition)
+        con.execute(
+            f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(out)} (FORMAT parquet, "
+            f"COMPRESSION zstd, PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
+        )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(out / f'part-{w.ingest_id}.parquet')} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+    return len(w.add_tree(ds.name, out))
+
+
+def write_table(con, w: Writer, ds: Dataset, table: pa.Table) -> int:
+    """Write a small Arrow table (the dataset's columns and partition keys) as new files."""
+    name = f"t_{ds.name}"
+    con.register(name, table)
+    try:
+        return write_dataset(con, w, ds, f"SELECT * FROM {name}")
+    finally:
+        con.unregister(name)
