@@ -101,6 +101,8 @@ def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET memory_limit = '768MB'")
     con.execute("SET preserve_insertion_order = false")
+    # partitioned COPY buffers this many rows per partition: wide rows need a small number
+    con.execute("SET partitioned_write_flush_threshold = 32768")
     con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
     return con
 
@@ -130,7 +132,7 @@ def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
         con.register("batch_lines", chunk)
         con.execute(
             f"COPY ({stage_sql()}) TO {sql_str(out / f'part-{n}.parquet')} "
-            "(FORMAT parquet, COMPRESSION lz4_raw)"
+            "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
         )
         con.unregister("batch_lines")
     if n == 0:  # nothing read: one empty file keeps the schema
@@ -195,9 +197,10 @@ def _fresh_rows(ds, kind: str, w: Writer) -> str:
         f"'{w.ingest_id}' AS ingest_id" if c == "ingest_id" else f"{derived(c)} AS {c}"
         for c, _ in ds.columns + ds.partition
     )
+    # anti-join the (usually few) rows that are not fresh: cheaper than joining the fresh ones
     return (
-        f"SELECT {cols} FROM staged SEMI JOIN (SELECT source, line_no FROM verdict_{kind} "
-        "WHERE verdict = 'fresh') f USING (source, line_no)"
+        f"SELECT {cols} FROM staged ANTI JOIN (SELECT source, line_no FROM verdict_{kind} "
+        f"WHERE verdict <> 'fresh') f USING (source, line_no) WHERE kind = '{kind}'"
     )
 
 

@@ -26,7 +26,7 @@ def write_dataset(con, w: Writer, ds: Dataset, query: str) -> int:
         keys = ", ".join(c for c, _ in ds.partition)
         con.execute(
             f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(out)} (FORMAT parquet, "
-            f"COMPRESSION zstd, PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
+            f"COMPRESSION zstd, ROW_GROUP_SIZE 32768, PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}')"
         )
     else:
         out.mkdir(parents=True, exist_ok=True)
