@@ -49,6 +49,7 @@ def connect(store: Store | str, *, database: str = ":memory:") -> duckdb.DuckDBP
 def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """(Re)create the dataset views from the store's current manifest, then the SQL relations."""
     manifest = store.manifest()
+    store.register(con)
     for name, ds in DATASETS.items():
         con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
         hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)

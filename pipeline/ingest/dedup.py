@@ -67,6 +67,6 @@ def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, key
     rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/") + 1] in prefixes]
     if not rels:
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
-    con.execute(f"SET VARIABLE stored_{kind} = $1", [[str(store.root / ds.name / r) for r in rels]])
+    con.execute(f"SET VARIABLE stored_{kind} = $1", [[store.path(ds.name, r) for r in rels]])
     sig = signature("run" if ds is RUNS else "join")
     return f"SELECT uid, {sig} AS sig FROM read_parquet(getvariable('stored_{kind}'))"

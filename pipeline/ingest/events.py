@@ -75,6 +75,7 @@ def ingest_events(
     with store.writer(timeout=lock_timeout) as w:
         summary = IngestSummary(ingest_id=w.ingest_id, sources=[f.name for f in files])
         con = scratch_connection(w)
+        store.register(con)
         try:
             _stage(con, w, files, summary, progress)
             _define_staged(con, w, window)

@@ -140,6 +140,7 @@ def ingest_snapshot(
     with store.writer(timeout=lock_timeout) as w:
         s = IngestSummary(ingest_id=w.ingest_id, sources=[path], read=len(items))
         con = duckdb.connect()
+        store.register(con)
         con.execute("SET VARIABLE log_files = $1", [store.files(SNAPSHOT_LOG.name, w.base)])
         taken = con.execute(
             "SELECT count(*) FROM read_parquet(getvariable('log_files')) WHERE kind = $1 "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.store import remote
 from pipeline.store.layout import DATASETS, SCHEMA_VERSION
 
 MANIFEST = "_manifest.json"
@@ -65,12 +66,36 @@ class Manifest:
 
 
 class Store:
-    """A store root on the local file system."""
+    """A store root: a local folder, or an object-storage URL (see `pipeline.store.remote`)."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root)
+        self.url = str(root)
+        self.remote = remote.is_url(self.url)
+        if self.remote:
+            self.fs, self._base = remote.filesystem(self.url)
+            self.root = None  # no local folder
+        else:
+            self.fs = None
+            self.root = Path(self.url[len("file://"):] if self.url.startswith("file://") else self.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def path(self, *parts: str) -> str:
+        """Full path (local) or URL (remote) of a file under the root."""
+        if self.remote:
+            return self.fs.unstrip_protocol("/".join([self._base, *parts]))
+        return str(self.root.joinpath(*parts))
+
+    def register(self, con) -> None:
+        """Let a DuckDB connection read this store's files (object storage through fsspec)."""
+        if self.remote:
+            con.register_filesystem(self.fs)
 
     def exists(self) -> bool:
+        if self.remote:
+            self.fs.invalidate_cache()  # listings are cached; another process may have written
+            return self.fs.exists(f"{self._base}/{MANIFEST}")
         return (self.root / MANIFEST).is_file()
 
     def require(self) -> Store:
@@ -78,99 +103,154 @@ class Store:
         self._not_a_file()
         if not self.exists():
             raise StoreError(
-                f"no store at {self.root} (ingest something first, or point --store / "
+                f"no store at {self.url} (ingest something first, or point --store / "
                 "DISCOVERY_HISTORY_STORE at an existing store)"
             )
         return self
 
     def _not_a_file(self) -> None:
-        if self.root.exists() and not self.root.is_dir():
+        if not self.remote and self.root.exists() and not self.root.is_dir():
             raise StoreError(f"store path {self.root} is a file, not a folder")
 
     def manifest(self) -> Manifest:
         """The committed manifest (an empty one before the first write)."""
         try:
-            return Manifest.from_json((self.root / MANIFEST).read_text())
+            if self.remote:
+                text = self.fs.cat_file(f"{self._base}/{MANIFEST}").decode()
+            else:
+                text = (self.root / MANIFEST).read_text()
+            return Manifest.from_json(text)
         except FileNotFoundError:
             return Manifest()
         except (OSError, ValueError, KeyError) as e:
-            raise StoreError(f"unreadable manifest {self.root / MANIFEST}: {e}") from e
+            raise StoreError(f"unreadable manifest {self.path(MANIFEST)}: {e}") from e
 
     def files(self, dataset: str, manifest: Manifest | None = None) -> list[str]:
-        """Absolute paths of a dataset's committed files, the zero-row schema file first."""
+        """Paths (or URLs) of a dataset's committed files, the zero-row schema file first."""
         m = manifest or self.manifest()
-        base = self.root / dataset
-        schema = self.root / SCHEMA_DIR / dataset / DATASETS[dataset].placeholder_path()
-        return [str(schema)] + [str(base / rel) for rel in m.datasets.get(dataset, [])]
+        schema = self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
+        return [schema] + [self.path(dataset, rel) for rel in m.datasets.get(dataset, [])]
 
     @contextlib.contextmanager
     def writer(self, timeout: float = 60.0, ingest_id: str | None = None) -> Iterator[Writer]:
         """Hold the lock, give a Writer; nothing becomes visible until `Writer.commit()`."""
         self._not_a_file()
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
-        with _locked(self.root / LOCK, timeout):
-            _sweep_staging(self.root)
+        if self.remote:
+            lock = remote.locked(self.fs, f"{self._base}/{LOCK}", timeout, StoreLocked)
+        else:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
+            lock = _locked(self.root / LOCK, timeout)
+        with lock:
+            self._sweep()
             self._ensure_schema_files()
             w = Writer(self, ingest_id or new_ingest_id())
             try:
                 yield w
             finally:
-                _sweep_one(w.staging)  # uncommitted files go with the staging folder
+                w.abandon()  # uncommitted files go with the staging folder
+
+    def _sweep(self) -> None:
+        if self.remote:
+            committed = {f"{k}/{r}" for k, v in self.manifest().datasets.items() for r in v}
+            remote.sweep(self.fs, self._base, committed)
+        else:
+            _sweep_staging(self.root, self._committed_paths())
+
+    def _committed_paths(self) -> set[str]:
+        return {self.path(k, r) for k, v in self.manifest().datasets.items() for r in v}
+
+    def _put(self, src: Path, rel: str) -> None:
+        """Place a finished local file at `rel` under the root (rename, or upload)."""
+        if self.remote:
+            self.fs.put_file(str(src), f"{self._base}/{rel}")
+            src.unlink()
+        else:
+            dest = self.root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_file(src)
+            os.replace(src, dest)
+
+    def _delete(self, rel: str) -> None:
+        if self.remote:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self._base}/{rel}")
+        else:
+            (self.root / rel).unlink(missing_ok=True)
+
+    def _write_manifest(self, m: Manifest) -> None:
+        if self.remote:
+            self.fs.pipe_file(f"{self._base}/{MANIFEST}", m.to_json().encode())
+        else:
+            _atomic_write(self.root / MANIFEST, m.to_json())
 
     def _ensure_schema_files(self) -> None:
+        import tempfile
+
         import duckdb
 
         con = None
         for name, ds in DATASETS.items():
-            path = self.root / SCHEMA_DIR / name / ds.placeholder_path()
-            if path.exists():
+            rel = f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}"
+            present = self.fs.exists(f"{self._base}/{rel}") if self.remote else (self.root / rel).exists()
+            if present:
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
             con = con or duckdb.connect()
-            tmp = path.with_name(".tmp-" + path.name)
-            con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
-            os.replace(tmp, path)
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / "schema.parquet"
+                con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(local)}' (FORMAT parquet)")
+                self._put(local, rel)
         if con is not None:
             con.close()
 
 
 class Writer:
-    """One transaction on the store: stage files, then commit them in one manifest rename."""
+    """One transaction on the store: stage files, then commit them in one manifest write."""
 
     def __init__(self, store: Store, ingest_id: str):
+        import tempfile
+
         self.store = store
         self.ingest_id = ingest_id
-        self.staging = store.root / STAGING / ingest_id
-        self.staging.mkdir(parents=True, exist_ok=True)
+        if store.remote:  # scratch space is local; uploads go straight to final names
+            self.staging = Path(tempfile.mkdtemp(prefix=f"discovery-history-{ingest_id}-"))
+        else:
+            self.staging = store.root / STAGING / ingest_id
+            self.staging.mkdir(parents=True, exist_ok=True)
         self.base = store.manifest()
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
+        self._intents: list[str] = []
 
     def scratch(self, name: str) -> Path:
-        """A path inside this writer's staging folder (removed after the write)."""
+        """A local path inside this writer's staging folder (removed after the write)."""
         return self.staging / name
 
     def add_tree(self, dataset: str, produced: Path) -> list[str]:
-        """Move every Parquet file under `produced` (hive folders kept) into the dataset."""
-        moved: list[str] = []
+        """Place every Parquet file under `produced` (hive folders kept) into the dataset;
+        invisible to readers until `commit()`."""
         if not produced.exists():
-            return moved
-        dest_root = self.store.root / dataset
-        intents = self.staging / "moved.jsonl"
-        for src in sorted(produced.rglob("*.parquet")):
-            rel = src.relative_to(produced).as_posix()
-            dest = dest_root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_file(src)
-            with intents.open("a") as f:  # so a crash after the move can be swept
-                f.write(json.dumps(str(dest)) + "\n")
-            os.replace(src, dest)
-            moved.append(rel)
-        self._added.setdefault(dataset, []).extend(moved)
-        return moved
+            return []
+        srcs = sorted(produced.rglob("*.parquet"))
+        rels = [src.relative_to(produced).as_posix() for src in srcs]
+        self._record_intents([f"{dataset}/{rel}" for rel in rels])  # so a crash can be swept
+        for src, rel in zip(srcs, rels, strict=True):
+            self.store._put(src, f"{dataset}/{rel}")
+        self._added.setdefault(dataset, []).extend(rels)
+        return rels
+
+    def _record_intents(self, rels: list[str]) -> None:
+        self._intents.extend(rels)
+        if self.store.remote:
+            fs = self.store.fs
+            fs.pipe_file(f"{self.store._base}/{STAGING}/{self.ingest_id}.json",
+                         json.dumps(self._intents).encode())
+        else:
+            with (self.staging / "moved.jsonl").open("a") as f:
+                for rel in rels:
+                    f.write(json.dumps(str(self.store.root / rel)) + "\n")
 
     def remove(self, dataset: str, rels: list[str]) -> None:
         """Drop committed files from the dataset at commit (deleted after the commit)."""
@@ -193,14 +273,33 @@ class Writer:
         for name, rels in self._added.items():
             datasets.setdefault(name, []).extend(rels)
         new = Manifest(version=current.version + 1, datasets=datasets)
-        _atomic_write(self.store.root / MANIFEST, new.to_json())
-        (self.staging / "moved.jsonl").unlink(missing_ok=True)
+        self.store._write_manifest(new)
+        self._clear_intents()
         for name, rels in self._removed.items():
             for rel in rels:
-                (self.store.root / name / rel).unlink(missing_ok=True)
+                self.store._delete(f"{name}/{rel}")
         self.base = new
         self._added, self._removed = {}, {}
         return new
+
+    def _clear_intents(self) -> None:
+        self._intents = []
+        if self.store.remote:
+            self.store._delete(f"{STAGING}/{self.ingest_id}.json")
+        else:
+            (self.staging / "moved.jsonl").unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Delete what was placed but not committed, and the staging folder."""
+        if self.store.remote:
+            committed = {f"{k}/{r}" for k, v in self.base.datasets.items() for r in v}
+            for rel in self._intents:
+                if rel not in committed:
+                    self.store._delete(rel)
+            self._clear_intents()
+            shutil.rmtree(self.staging, ignore_errors=True)
+        else:
+            _sweep_one(self.staging, self.store._committed_paths())
 
 
 def _sql_path(p: Path) -> str:
@@ -229,23 +328,25 @@ def _atomic_write(path: Path, text: str) -> None:
         os.close(dfd)
 
 
-def _sweep_staging(root: Path) -> None:
-    """Remove what dead writers left: staging folders and files moved but never committed."""
+def _sweep_staging(root: Path, committed: set[str]) -> None:
+    """Remove what dead writers left: staging folders and files placed but never committed."""
     staging = root / STAGING
     if not staging.exists():
         return
     for leftover in staging.iterdir():
-        _sweep_one(leftover)
+        _sweep_one(leftover, committed)
 
 
-def _sweep_one(folder: Path) -> None:
-    """Delete a writer's staging folder and any file it moved into a dataset but never
-    committed (listed in its intents file; a commit deletes that list)."""
+def _sweep_one(folder: Path, committed: set[str]) -> None:
+    """Delete a writer's staging folder and the files it placed in a dataset (listed in its
+    intents file) that the manifest does not name."""
     intents = folder / "moved.jsonl"
     if intents.exists():
         for line in intents.read_text().splitlines():
             with contextlib.suppress(ValueError, OSError):
-                Path(json.loads(line)).unlink(missing_ok=True)
+                path = json.loads(line)
+                if path not in committed:
+                    Path(path).unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 
