@@ -8,6 +8,7 @@ publishes them with the quarantine and the ingest log.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,8 +19,9 @@ import pyarrow as pa
 
 from pipeline import models
 from pipeline.ingest.dedup import judge
-from pipeline.ingest.stage import stage_sql
+from pipeline.ingest.stage import decode_lines, stage_sql
 from pipeline.ingest.write import sql_str, write_dataset, write_table
+from pipeline.sources import LINE_SCHEMA
 from pipeline.sources.files import SourceFile, expand, read_batches
 from pipeline.store import Store
 from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
@@ -128,20 +130,18 @@ def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
     """Pass 1: every line's verdict and typed fields, to scratch Parquet, chunk by chunk."""
     out = w.scratch("staged")
     out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for n, chunk in enumerate(_chunks(files, summary, progress), start=1):
-        con.register("batch_lines", chunk)
-        con.execute(
-            f"COPY ({stage_sql()}) TO {sql_str(out / f'part-{n}.parquet')} "
-            "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
-        )
-        con.unregister("batch_lines")
-    if n == 0:  # nothing read: one empty file keeps the schema
-        con.register("batch_lines", pa.table({"source": pa.array([], pa.string()),
-                                              "line_no": pa.array([], pa.int64()),
-                                              "line": pa.array([], pa.large_binary()),
-                                              "error": pa.array([], pa.string())}))
-        con.execute(f"COPY ({stage_sql()}) TO {sql_str(out / 'part-0.parquet')} (FORMAT parquet)")
+    chunks = _chunks(files, summary, progress)
+    first = next(chunks, None)
+    if first is None:  # nothing read: one empty file keeps the schema
+        first = LINE_SCHEMA.empty_table()
+    for n, chunk in enumerate(itertools.chain([first], chunks)):
+        con.register("batch_lines", decode_lines(chunk))
+        target = sql_str(out / f"part-{n}.parquet")
+        options = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
+        try:
+            con.execute(f"COPY ({stage_sql()}) TO {target} {options}")
+        except duckdb.Error:  # a line that is not a JSON object: the per-row safe form
+            con.execute(f"COPY ({stage_sql(safe=True)}) TO {target} {options}")
         con.unregister("batch_lines")
 
 

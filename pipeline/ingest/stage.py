@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import typing
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline import models
 from pipeline.models import AZURE_RUN, INSTANCE_JOIN, SSM_RUN
 
@@ -60,10 +63,32 @@ def _checks() -> list[tuple[str, str]]:
     return out
 
 
+def decode_lines(batch: pa.Table) -> pa.Table:
+    """Add `l`: each line as text (NULL where it is not UTF-8), a trailing CR removed.
+    Vectorised; a per-line fallback runs only for a batch holding invalid UTF-8."""
+    lines = batch.column("line").combine_chunks()
+    try:
+        text = lines.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        text = pa.array([_utf8_or_none(b) for b in lines.to_pylist()], pa.large_string())
+    if pc.any(pc.ends_with(text, "\r")).as_py():
+        text = pc.utf8_rtrim(text, characters="\r")
+    return batch.append_column("l", text)
+
+
+def _utf8_or_none(b: bytes | None) -> str | None:
+    try:
+        return None if b is None else b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 @functools.cache
-def stage_sql() -> str:
-    """SQL over the registered Arrow batch `batch_lines` (LINE_SCHEMA) giving one staged row
-    per line: its verdict (`kind`: run | join | skip | blank | quarantine), reason, typed fields.
+def stage_sql(safe: bool = False) -> str:
+    """SQL over the registered Arrow table `batch_lines` (LINE_SCHEMA plus `l` from
+    `decode_lines`) giving one staged row per line: its verdict (`kind`: run | join | skip |
+    blank | quarantine), reason, typed fields. The fast form fails on a batch holding a line
+    that is not a JSON object; run the `safe` form (a slower per-row `try`) for that batch.
 
     One JSON parse per line (from_json into a struct); text fields read as VARCHAR (any JSON
     value becomes its text), integers and objects checked as the models check them."""
@@ -82,9 +107,9 @@ def stage_sql() -> str:
     )
     return f"""
 WITH b AS (
-    SELECT source, line_no, line, error, rtrim(try(decode(line)), chr(13)) AS l FROM batch_lines
+    SELECT source, line_no, line, error, l FROM batch_lines
 ), s AS (
-    SELECT *, try(from_json(l, '{struct}')) AS j FROM b
+    SELECT *, {"try(" if safe else "("}from_json(l, '{struct}')) AS j FROM b
 ), e AS (
     SELECT *, j.event AS ev, regexp_full_match(j.time, '{_FAST_TIME_RE}') AS fast,
         CASE WHEN NOT regexp_full_match(j.time, '{_FAST_TIME_RE}')

@@ -11,18 +11,37 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import models
-from pipeline.ingest.stage import stage_sql
+from pipeline.ingest.stage import decode_lines, stage_sql
 from pipeline.sources import LINE_SCHEMA
 
 
-def stage(lines: list[bytes]) -> list[tuple[str, str | None]]:
-    batch = pa.RecordBatch.from_pylist(
+def stage(lines: list[bytes], columns: str = "kind, reason") -> list[tuple]:
+    """Stage lines as the ingest does: the fast form, the safe form when the fast one fails."""
+    table = pa.Table.from_pylist(
         [{"source": "t", "line_no": i + 1, "line": b, "error": None} for i, b in enumerate(lines)],
         schema=LINE_SCHEMA,
     )
     con = duckdb.connect()
-    con.register("batch_lines", batch)
-    return con.execute(f"SELECT kind, reason FROM ({stage_sql()}) ORDER BY line_no").fetchall()
+    con.register("batch_lines", decode_lines(table))
+    try:
+        return con.execute(f"SELECT {columns} FROM ({stage_sql()}) ORDER BY line_no").fetchall()
+    except duckdb.Error:
+        return con.execute(
+            f"SELECT {columns} FROM ({stage_sql(safe=True)}) ORDER BY line_no"
+        ).fetchall()
+
+
+def test_fast_and_safe_forms_agree_on_valid_input():
+    lines = [json.dumps(GOOD).encode(), json.dumps({**GOOD, "event": "azure.run", "vm_id": "v"}).encode()]
+    table = pa.Table.from_pylist(
+        [{"source": "t", "line_no": i, "line": b, "error": None} for i, b in enumerate(lines)],
+        schema=LINE_SCHEMA,
+    )
+    con = duckdb.connect()
+    con.register("batch_lines", decode_lines(table))
+    fast = con.execute(f"SELECT * FROM ({stage_sql()}) ORDER BY line_no").fetchall()
+    safe = con.execute(f"SELECT * FROM ({stage_sql(safe=True)}) ORDER BY line_no").fetchall()
+    assert fast == safe and len(fast) == 2
 
 
 GOOD = {"event": "ssm.run", "uid": "u", "code": "TDS00W", "time": "2026-05-04T10:00:00Z",
