@@ -130,6 +130,11 @@ class Envelope(BaseModel):
         return parse_time_ns(self.time)
 
     @property
+    def raw(self) -> str:
+        """The JSON line this event was parsed from ("" when built from a dict)."""
+        return self.__pydantic_private__.get("_raw", "") if self.__pydantic_private__ else ""
+
+    @property
     def is_failure(self) -> bool:
         """Failure exactly when the event code ends in W or E (never from exit code or status)."""
         return self.code[-1:] in ("W", "E")
@@ -186,6 +191,19 @@ class InstanceJoin(Envelope):
 
 
 MODELS: dict[str, type[Envelope]] = {SSM_RUN: SSMRun, AZURE_RUN: AzureRun, INSTANCE_JOIN: InstanceJoin}
+
+
+def parse_event(line: str | bytes) -> Envelope:
+    """The model of one audit-event line (SSMRun, AzureRun, InstanceJoin, or Envelope for other
+    types), keeping the raw JSON; raises ValueError with `explain`'s one-line reason."""
+    reason = explain(line)
+    if reason:
+        raise ValueError(reason)
+    text = line.decode("utf-8") if isinstance(line, bytes) else line
+    obj = json.loads(text)
+    event = MODELS.get(_as_text(obj.get("event")), Envelope).model_validate(obj)
+    object.__setattr__(event, "__pydantic_private__", {"_raw": text.rstrip("\r\n")})
+    return event
 
 
 def explain(line: str | bytes) -> str:
