@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[airflow,report,s3,dev]'
+	$(BIN)/python -m pip install -q -e '.[airflow,report,s3,aws,spark,dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -249,5 +249,11 @@ def demo_generate(out_dir, seed, days, aws_instances, azure_vms) -> None:
     click.echo(f"wrote {out_dir}: {s}")
 
 
+from pipeline.cli_receive import ingest_dynamodb_cmd, ingest_spool_cmd, receive_cmd  # noqa: E402
+
+main.add_command(receive_cmd)
+ingest.add_command(ingest_spool_cmd)  # discovery-history ingest spool DIR
+ingest.add_command(ingest_dynamodb_cmd)  # discovery-history ingest dynamodb --table T ...
+
 if __name__ == "__main__":  # pragma: no cover
     main()

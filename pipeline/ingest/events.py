@@ -22,7 +22,7 @@ from pipeline.ingest.dedup import judge
 from pipeline.ingest.stage import decode_lines, stage_sql
 from pipeline.ingest.write import sql_str, write_dataset, write_table
 from pipeline.sources import LINE_SCHEMA
-from pipeline.sources.files import SourceFile, expand, read_batches
+from pipeline.sources.base import Source, resolve
 from pipeline.store import Store
 from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
 from pipeline.store.manifest import Writer
@@ -65,15 +65,16 @@ class IngestSummary:
 
 def ingest_events(
     store: Store,
-    paths: Sequence[str],
+    paths: Sequence[str | Source],
     *,
     window: tuple[datetime, datetime] | None = None,
     progress: Progress | None = None,
     lock_timeout: float = 60.0,
 ) -> IngestSummary:
-    """Read every event under `paths` into the store. Events outside the half-open `window`
+    """Read every event under `paths` (files, folders, globs, URLs, or Source objects such as
+    `sources.dynamo.dynamo_days(...)`) into the store. Events outside the half-open `window`
     [start, end), if given, are skipped. Re-ingesting the same input stores nothing new."""
-    files = expand(list(paths))
+    files = resolve(paths)
     with store.writer(timeout=lock_timeout) as w:
         summary = IngestSummary(ingest_id=w.ingest_id, sources=[f.name for f in files])
         con = scratch_connection(w)
@@ -110,10 +111,10 @@ def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _chunks(files: list[SourceFile], summary: IngestSummary, progress) -> Iterator[pa.Table]:
+def _chunks(files: list[Source], summary: IngestSummary, progress) -> Iterator[pa.Table]:
     batches, size = [], 0
     for f in files:
-        for batch in read_batches(f):
+        for batch in f.batches():
             summary.read += batch.num_rows
             if progress:
                 progress(f.name, batch.num_rows)

@@ -32,6 +32,10 @@ class SourceFile:
     name: str
     url: str  # local path or fsspec URL
 
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The file's events as LINE_SCHEMA batches (the `sources.base.Source` protocol)."""
+        return read_batches(self)
+
     def day(self) -> date | None:
         """The UTC day a Teleport file-log file covers, from its name (None if not named so)."""
         m = DAY_FILE_RE.match(os.path.basename(self.url))
