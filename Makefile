@@ -8,7 +8,7 @@ DEMO   ?= demo
 DEMO_FROM ?= 2026-05-30T00:00:00Z
 DEMO_TO   ?= 2026-05-31T00:00:00Z
 
-.PHONY: install test test-slow demo lint bench clean
+.PHONY: install test test-slow demo lint bench clean screenshot notebook
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 lint: install
-	$(BIN)/ruff check pipeline tests dags bench
+	$(BIN)/ruff check pipeline tests dags bench notebooks
 
 demo: install
 	rm -rf $(DEMO)
@@ -34,9 +34,16 @@ demo: install
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest events $(DEMO)/fleet/auth
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest nodes $(DEMO)/fleet/nodes.json --at $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest user-tasks $(DEMO)/fleet/user_tasks.json --at $(DEMO_TO)
+	$(BIN)/discovery-history --store $(DEMO)/lake report --from $(DEMO_FROM) --to $(DEMO_TO) --trend-days 7 --out $(DEMO)/report
 	@echo
 	@echo "== discovery-history nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only (first 25 lines)"
 	@$(BIN)/discovery-history --store $(DEMO)/lake nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only --width 160 | head -n 25
+
+screenshot: demo  # regenerates docs/report.png from the demo report
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --screenshot=docs/report.png --window-size=1280,2000 file://$(CURDIR)/$(DEMO)/report/index.html
+
+notebook: demo
+	$(BIN)/marimo edit notebooks/analyst.py -- --store $(DEMO)/lake
 
 bench: install
 	$(BIN)/python -m bench

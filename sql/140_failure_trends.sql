@@ -1,0 +1,54 @@
+-- failure_trends(from_ts, to_ts, bucket, dimension): attempts and failures per time bucket
+-- ('hour' | 'day', UTC, by the attempt's time) and per value `key` of one dimension:
+-- 'cloud', 'account' (AWS account / Azure subscription), 'region', 'exit_code' ('API error' when
+-- the Run Command API call failed, else the code) or 'category' (the failure reason; successes
+-- have none). failure_rate = failures / attempts; failing_instances = distinct instances with a
+-- failure in the group, instances = distinct instances attempted. For 'category', attempts and
+-- instances are the bucket's totals, so failure_rate is the share of all attempts failing for
+-- that reason. Only non-empty groups appear. Order: bucket, failures desc, key.
+-- grain: one row per (bucket_start, key). inputs: classified_attempts.
+CREATE OR REPLACE MACRO failure_trends(from_ts, to_ts, bucket, dimension) AS TABLE
+WITH label_attempts AS MATERIALIZED (
+    SELECT date_trunc(bucket, time) AS bucket_start,
+           cloud || '/' || instance_key AS instance,
+           is_failure,
+           CASE dimension
+               WHEN 'cloud' THEN cloud
+               WHEN 'account' THEN account_id
+               WHEN 'region' THEN region
+               WHEN 'exit_code' THEN
+                   CASE WHEN api_error <> '' THEN 'API error' ELSE CAST(exit_code AS VARCHAR) END
+               WHEN 'category' THEN reason
+               ELSE error('failure_trends: dimension must be cloud, account, region, '
+                          || 'exit_code or category, not ' || dimension)
+           END AS key
+    FROM classified_attempts(from_ts, to_ts)
+),
+count_buckets AS (
+    SELECT bucket_start, count(*) AS attempts, count(DISTINCT instance) AS instances
+    FROM label_attempts
+    GROUP BY bucket_start
+),
+count_groups AS (
+    SELECT bucket_start, key,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE is_failure) AS failures,
+           count(DISTINCT instance) FILTER (WHERE is_failure) AS failing_instances,
+           count(DISTINCT instance) AS instances
+    FROM label_attempts
+    WHERE key IS NOT NULL
+    GROUP BY bucket_start, key
+),
+pick_denominators AS (
+    SELECT g.bucket_start, g.key,
+           CASE WHEN dimension = 'category' THEN b.attempts ELSE g.attempts END AS attempts,
+           g.failures, g.failing_instances,
+           CASE WHEN dimension = 'category' THEN b.instances ELSE g.instances END AS instances
+    FROM count_groups g
+    JOIN count_buckets b USING (bucket_start)
+)
+SELECT bucket_start, key, attempts, failures,
+       round(failures / attempts, 4) AS failure_rate,
+       failing_instances, instances
+FROM pick_denominators
+ORDER BY bucket_start, failures DESC, key;
