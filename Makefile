@@ -8,7 +8,7 @@ DEMO   ?= demo
 DEMO_FROM ?= 2026-05-30T00:00:00Z
 DEMO_TO   ?= 2026-05-31T00:00:00Z
 
-.PHONY: install test test-slow demo lint bench clean screenshot notebook
+.PHONY: install test test-slow demo demo-cli airflow lint bench clean screenshot notebook
 
 install: $(STAMP)
 
@@ -28,16 +28,21 @@ test-slow: install
 lint: install
 	$(BIN)/ruff check pipeline tests dags bench notebooks
 
-demo: install
+demo: install  # the main job through real Airflow (dag.test), then the reports
+	DEMO=$(DEMO) scripts/demo_airflow.sh
+	$(BIN)/discovery-history --store $(DEMO)/lake report --from $(DEMO_FROM) --to $(DEMO_TO) --trend-days 7 --out $(DEMO)/report
+	@echo "history report: $(DEMO)/report/index.html"
+
+demo-cli: install  # the same data through the CLI only (no Airflow)
 	rm -rf $(DEMO)
 	$(BIN)/discovery-history demo generate $(DEMO)/fleet
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest events $(DEMO)/fleet/auth
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest nodes $(DEMO)/fleet/nodes.json --at $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest user-tasks $(DEMO)/fleet/user_tasks.json --at $(DEMO_TO)
-	$(BIN)/discovery-history --store $(DEMO)/lake report --from $(DEMO_FROM) --to $(DEMO_TO) --trend-days 7 --out $(DEMO)/report
-	@echo
-	@echo "== discovery-history nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only (first 25 lines)"
-	@$(BIN)/discovery-history --store $(DEMO)/lake nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only --width 160 | head -n 25
+	$(BIN)/discovery-history --store $(DEMO)/lake nodes --from $(DEMO_FROM) --to $(DEMO_TO) --failures-only --width 160 | head -n 25
+
+airflow: install  # airflow standalone with this project's DAGs (UI on http://localhost:8080)
+	scripts/airflow_standalone.sh
 
 screenshot: demo  # regenerates docs/report.png from the demo report
 	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --user-data-dir=$$(mktemp -d) --screenshot=docs/report.png --window-size=1280,2000 file://$(CURDIR)/$(DEMO)/report/index.html
@@ -49,4 +54,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DEMO) lake .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) lake .airflow .pytest_cache .ruff_cache

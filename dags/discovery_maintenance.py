@@ -1,0 +1,82 @@
+"""Daily store upkeep at 03:00 UTC: compact small files per partition (same rows before and
+after), apply the optional retention (`retention_days`), then verify the store (schema,
+partitions, duplicate uids, row counts vs the ingest log, orphans) and fail loudly on any
+inconsistency. Each step is one store transaction; `verify` runs even when a step failed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
+
+DEFAULT_ARGS = {
+    "owner": "discovery-history",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(hours=1),
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+def _today():
+    """The day the run stands for (its data interval end, else the run time), from the Airflow
+    context: the one place it is read."""
+    from airflow.sdk import get_current_context
+
+    from pipeline.config import utc
+
+    ctx = get_current_context()
+    return utc(ctx.get("data_interval_end") or ctx["dag_run"].run_after).date()
+
+
+@dag(
+    dag_id="discovery_maintenance",
+    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["discovery-history", "maintenance"],
+    doc_md=__doc__,
+)
+def discovery_maintenance():
+    @task
+    def compact() -> dict:
+        """Rewrite partitions with more than one file into one file."""
+        from pipeline.config import airflow_settings
+        from pipeline.maintenance import compact as compact_store
+        from pipeline.store import Store
+
+        return compact_store(Store(airflow_settings().store))
+
+    @task
+    def apply_retention() -> dict:
+        """Drop partitions older than `retention_days` (nothing when unset)."""
+        from pipeline.config import airflow_settings
+        from pipeline.maintenance import apply_retention as retain
+        from pipeline.store import Store
+
+        settings = airflow_settings()
+        if settings.retention_days is None:
+            return {"skipped": "retention_days is not set: history is kept forever"}
+        return retain(Store(settings.store), settings.retention_days, _today())
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    def verify() -> dict:
+        """Fail with every problem listed when the store is inconsistent."""
+        from pipeline.config import airflow_settings
+        from pipeline.maintenance import verify as verify_store
+        from pipeline.store import Store, StoreError
+
+        problems = verify_store(Store(airflow_settings().store))
+        if problems:
+            raise StoreError(f"store verification found {len(problems)} problem(s):\n  "
+                             + "\n  ".join(problems))
+        return {"problems": 0}
+
+    compact() >> apply_retention() >> verify()
+
+
+discovery_maintenance()
