@@ -90,8 +90,16 @@ def discovery_ingest():
 
         settings = airflow_settings()
         window = _window(settings.lookback)
-        paths = settings.event_paths((window.start, window.end))
-        summary = ingest(Store(settings.store), paths, window=(window.start, window.end))
+        store = Store(settings.store)
+        if settings.source_kind == "spool":  # the receiver's spool: everything closed, then archived
+            from pipeline.ingest.events import IngestSummary
+            from pipeline.spool import drain_spool
+
+            paths = []
+            summary = drain_spool(store, settings.source) or IngestSummary(ingest_id="")
+        else:
+            paths = settings.event_sources((window.start, window.end))
+            summary = ingest(store, paths, window=(window.start, window.end))
         ctx = get_current_context()
         log.info("%s", summary.conservation_line())
         ctx["outlet_events"][HISTORY].extra = {"window_start": window.start.isoformat(),

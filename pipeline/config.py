@@ -56,7 +56,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     store: str = Field("lake", min_length=1, description="store root folder")
-    source_kind: Literal["filelog", "athena", "export"] = "filelog"
+    # filelog | athena | export: files/folders/URLs in `source`; dynamodb: the audit table named
+    # by `source`; spool: the receiver's spool folder in `source` (see docs/sources.md)
+    source_kind: Literal["filelog", "athena", "export", "dynamodb", "spool"] = "filelog"
+    aws_region: str | None = None  # for dynamodb; default: the standard AWS chain
     source: str = Field("/var/lib/teleport/log", min_length=1,
                         description="audit events: folder, file, glob or fsspec URL")
     lookback: timedelta = Field(timedelta(minutes=15), description="re-read before each interval")
@@ -131,6 +134,15 @@ class Settings(BaseSettings):
     def snapshot_file(self, kind: str) -> str | None:
         """The configured snapshot file of `kind`, if any (it wins over the command)."""
         return self.nodes_file if kind == "nodes" else self.user_tasks_file
+
+    def event_sources(self, window: tuple[datetime, datetime]) -> list:
+        """What one ingest of `window` reads: paths, or Source objects for DynamoDB (a spool is
+        drained instead, see `pipeline.spool.drain_spool`)."""
+        if self.source_kind == "dynamodb":
+            from pipeline.sources.dynamo import dynamo_days
+
+            return list(dynamo_days(self.source, window, region=self.aws_region))
+        return self.event_paths(window)
 
     def event_paths(self, window: tuple[datetime, datetime]) -> list[str]:
         """The source files that may hold events of `window`: files named for a UTC day are kept

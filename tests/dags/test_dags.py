@@ -597,3 +597,33 @@ def test_demo_scripts_are_valid_shell_and_run_dag_has_help():
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "run_dag.py"), "--help"],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "--logical-date" in done.stdout
+
+
+def test_spool_source_is_drained_and_archived_by_the_ingest_dag(dags, fleet, tmp_path,
+                                                                 monkeypatch):
+    """DISCOVERY_HISTORY_SOURCE_KIND=spool: the receiver's closed spool files are ingested and
+    archived; a second run finds nothing new (at-least-once delivery, exactly-once storage)."""
+    from pipeline.spool import Spool, closed_files
+    from tests.conftest import make_run
+
+    spool_dir = tmp_path / "spool"
+    spool = Spool(spool_dir)
+    events = [make_run(f"i-spool{n}", at=at(9, n), uid=f"u-spool-{n}") for n in range(3)]
+    for ev in [*events, events[0]]:  # the handler re-sent one event
+        spool.append((json.dumps(ev) + "\n").encode())
+    spool.close()
+    assert closed_files(spool_dir)
+    monkeypatch.setenv("DISCOVERY_HISTORY_SOURCE_KIND", "spool")
+    monkeypatch.setenv("DISCOVERY_HISTORY_SOURCE", str(spool_dir))
+
+    run = run_dag(dags["discovery_ingest"], at(10))
+    assert state(run) == "success", states(run)
+    from pipeline.query import connect
+
+    with connect(str(fleet.store)) as con:
+        keys = {k for (k,) in con.execute("SELECT DISTINCT instance_key FROM runs").fetchall()}
+    assert {"i-spool0", "i-spool1", "i-spool2"} <= keys
+    assert not closed_files(spool_dir) and list((spool_dir / "archive").iterdir())
+    before = _runs(fleet.store)
+    assert state(run_dag(dags["discovery_ingest"], at(11))) == "success"
+    assert _runs(fleet.store) == before
