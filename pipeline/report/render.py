@@ -21,7 +21,6 @@ from pipeline.report.rows import (
     instance_text,
     last_time_ns,
     status,
-    user_task_title,
 )
 from pipeline.report.table import truncated_table
 
@@ -87,14 +86,7 @@ def render_yaml(rows: Sequence[NodeRow]) -> bytes:
 
 def _full_details(row: NodeRow) -> str:
     """Details with the whole trimmed output (or API error) raw, after the task title."""
-    title = user_task_title(row.cloud, row.user_task_issue)
-    extra = ""
-    if row.run is not None:
-        if out := go_trim_space(row.run.output):
-            extra = "Script output: " + out
-        elif api_error := go_trim_space(row.run.api_error):
-            extra = "API error: " + api_error
-    return f"{title}. {extra}" if title and extra else title or extra
+    return details(row, text=go_trim_space)
 
 
 def _bool(v: bool) -> str:

@@ -6,6 +6,7 @@ Python's datetime would drop them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,14 +108,16 @@ def _trim_escape(s: str) -> str:
     return go_quote(raw)
 
 
-def details(row: NodeRow) -> str:
-    """tctl's Details column: task title, then `Script output: %q` or `API error: %q`, ". "-joined."""
+def details(row: NodeRow, text: Callable[[str], str] | None = None) -> str:
+    """tctl's Details column: task title, then `Script output: %q` or `API error: %q`, ". "-joined.
+    `text` replaces tctl's trim-cut-quote of the output (CSV/Markdown pass the full text)."""
+    text = text or _trim_escape
     title = user_task_title(row.cloud, row.user_task_issue)
     extra = ""
     if row.run is not None:
-        if out := _trim_escape(row.run.output):
+        if out := text(row.run.output):
             extra = "Script output: " + out
-        elif api_error := _trim_escape(row.run.api_error):
+        elif api_error := text(row.run.api_error):
             extra = "API error: " + api_error
     return f"{title}. {extra}" if title and extra else title or extra
 
