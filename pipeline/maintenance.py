@@ -14,15 +14,15 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.ingest.events import derived
 from pipeline.store import Store, StoreError, remote
 from pipeline.store.layout import DATASETS, INGEST_LOG, SCHEMA_VERSION, SNAPSHOT_LOG, Dataset
 from pipeline.store.manifest import LOCK, SCHEMA_DIR, STAGING, StoreLocked, _locked
 
 # What each partition folder value must equal, as an expression over the file's columns.
 PARTITION_EXPR = {
-    "runs": {"cloud": "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END",
-             "event_date": "CAST(time AS DATE)"},
-    "joins": {"event_date": "CAST(time AS DATE)"},
+    "runs": {k: derived(k) for k in ("cloud", "event_date")},  # as the ingest derives them
+    "joins": {"event_date": derived("event_date")},
     "quarantine": {"ingest_date": "CAST(quarantined_at AS DATE)"},
     "node_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
     "user_task_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
