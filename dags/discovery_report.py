@@ -57,7 +57,8 @@ def _window():
 def discovery_report():
     @task
     def render_report() -> dict:
-        """failures.md, failures.csv, index.html for the window (files replaced atomically)."""
+        """The window's report folder by the one builder (pipeline.report.history): the failures
+        nodes table as failures.md/.csv, index.html, the 7-day trend and reasons (CSV, PNG)."""
         from pipeline.config import airflow_settings, report_dir
         from pipeline.report.build import build_report
         from pipeline.store import Store

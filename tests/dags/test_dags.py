@@ -330,7 +330,8 @@ def test_report_dag_mails_the_day_once_through_smtp(dags, fleet, smtp_server, mo
     assert state(run) == "success", states(run)
     folder = fleet.store / "reports" / "2026-05-04"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "failures.csv", "failures.md", "index.html", "sent.json"]
+        "changes.csv", "failure-trend.png", "failures.csv", "failures.md", "index.html",
+        "instances.csv", "reasons.csv", "report.md", "sent.json", "top-reasons.png", "trends.csv"]
     assert len(inbox.messages) == 1
 
     mail_from, rcpts, raw = inbox.messages[0]

@@ -1,5 +1,5 @@
-"""The report files (`build_report`) and their delivery (`send_report`) through a real SMTP
-server on loopback (aiosmtpd)."""
+"""The report files of the DAG (`build_report`, an adapter over the history report) and their
+delivery (`send_report`) through a real SMTP server on loopback (aiosmtpd)."""
 
 from __future__ import annotations
 
@@ -46,17 +46,24 @@ def h(hours: float) -> datetime:
 
 def _events() -> list[dict]:
     return [
-        # i-a: 3 attempts, 2 failures, last one succeeded
-        make_run("i-a", "TDS00W", h(1), exit_code=150), make_run("i-a", "TDS00W", h(2), exit_code=150),
-        make_run("i-a", "TDS00I", h(3)),
-        # i-b: 2 failures, both 104, hostile output
-        make_run("i-b", "TDS00W", h(4), exit_code=104, stderr="cannot reach proxy"),
-        make_run("i-b", "TDS00W", h(5), exit_code=104, stdout=HOSTILE),
+        # i-a: 3 attempts (SSM invocations), 2 failures, the last one succeeded
+        make_run("i-a", "TDS00W", h(1), exit_code=150, command_id="cmd-a1"),
+        make_run("i-a", "TDS00W", h(2), exit_code=150, command_id="cmd-a2"),
+        make_run("i-a", "TDS00I", h(3), command_id="cmd-a3"),
+        # i-b: 2 failed attempts, both 104; the second has two steps (one attempt), hostile output
+        make_run("i-b", "TDS00W", h(4), exit_code=104, stderr="cannot reach proxy",
+                 command_id="cmd-b1"),
+        make_run("i-b", "TDS00I", h(5) - timedelta(minutes=1), stdout="step 1 done",
+                 command_id="cmd-b2"),
+        make_run("i-b", "TDS00W", h(5), exit_code=104, stdout=HOSTILE, command_id="cmd-b2"),
         # Azure: an API error, in a hostile resource group
         make_azure_run(VM, "TAZ00E", h(6), api_error="AuthorizationFailed <b>", exit_code=0,
                        resource_group="rg-<i>web</i>"),
+        # 3 days earlier: in the 7-day summary, not in the day's report
+        make_run("i-c", "TDS00W", DAY - timedelta(days=3), exit_code=127, command_id="cmd-c1"),
         # 8 days earlier: outside the 7-day summary
-        make_run("i-old", "TDS00W", DAY - timedelta(days=7, hours=1), exit_code=101),
+        make_run("i-old", "TDS00W", DAY - timedelta(days=7, hours=1), exit_code=101,
+                 command_id="cmd-old"),
     ]
 
 
@@ -77,23 +84,36 @@ def _expected(store: Store, start=DAY, end=END):
         return nodes_report(con, start, end, failures_only=True)
 
 
-# --- build_report -----------------------------------------------------------------------------
+def _csv(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
-def test_build_writes_markdown_csv_and_html_of_the_failures(day_store: Store, tmp_path: Path):
+# --- build_report (an adapter over write_history_report) --------------------------------------
+
+FILES = ["changes.csv", "failure-trend.png", "failures.csv", "failures.md", "index.html",
+         "instances.csv", "reasons.csv", "report.md", "top-reasons.png", "trends.csv"]
+
+
+def test_build_writes_the_history_report_with_the_failures_as_markdown_csv_and_html(
+        day_store: Store, tmp_path: Path):
     out = tmp_path / "reports" / "2026-05-04"
     summary = build_report(day_store, out, start=DAY, end=END)
     rows = _expected(day_store)
 
-    assert sorted(p.name for p in out.iterdir()) == ["failures.csv", "failures.md", "index.html"]
+    assert sorted(p.name for p in out.iterdir()) == FILES
     assert (out / "failures.csv").read_bytes() == RENDERERS["csv"](rows)
     assert (out / "failures.md").read_bytes() == RENDERERS["markdown"](rows)
     assert [r.key for r in rows] == ["i-b", "i-a", VM.lower()]  # newest first; i-a: a user task
-    assert summary["failures"] == 3
-    assert summary["start"] == "2026-05-04T00:00:00Z" and summary["end"] == "2026-05-05T00:00:00Z"
-    # the 7-day summary: 6 attempts in the period (i-old is 8 days old)
-    assert (summary["summary_attempts"], summary["summary_failures"]) == (6, 5)
-    assert (summary["summary_failing_instances"], summary["summary_still_failing"]) == (3, 2)
+    assert summary == {
+        "dir": str(out), "start": "2026-05-04T00:00:00Z", "end": "2026-05-05T00:00:00Z",
+        "failures": 3, "files": FILES,
+        # the day: 7 events, 6 attempts (i-b's two steps are one), 5 failed, 3 instances
+        "attempts": 6, "failed_attempts": 5, "failing_instances": 3,
+        # the 7 days before the end: the day plus i-c (i-old is 8 days old); still failing:
+        # instances whose newest attempt failed (i-b, the Azure VM, i-c; i-a recovered)
+        "summary_days": 7, "summary_attempts": 7, "summary_failures": 6,
+        "summary_failing_instances": 4, "summary_still_failing": 3,
+    }
 
 
 def test_html_is_self_contained_and_escapes_every_event_text(day_store: Store, tmp_path: Path):
@@ -102,37 +122,64 @@ def test_html_is_self_contained_and_escapes_every_event_text(day_store: Store, t
 
     tags = set(re.findall(r"<\s*([a-zA-Z0-9]+)", page))
     assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code",
-                    "table", "tr", "th", "td"}
-    assert "src=" not in page.replace("src=x", "") and "href" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x" in page
+                    "div", "b", "span", "img", "table", "tr", "th", "td"}
+    sources = re.findall(r'\ssrc="([^"]*)"', page)
+    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "href" not in page and "http://" not in page and "https://" not in page
+    assert "default-src 'none'" in page  # the page's Content-Security-Policy
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
     assert "rg-&lt;i&gt;web&lt;/i&gt;/" + VM in page
-    assert "API error" in page and "Failed (API error)" in page
+    assert "AuthorizationFailed &lt;b&gt;" in page and "Failed (API error)" in page
 
 
-def test_html_summary_counts_by_cloud_and_exit_code(day_store: Store, tmp_path: Path):
-    build_report(day_store, tmp_path, start=DAY, end=END)
-    page = (tmp_path / "index.html").read_text()
-    cells = lambda *c: "<tr>" + "".join(f"<td>{x}</td>" for x in c) + "</tr>"  # noqa: E731
-    assert cells("AWS", 5, 4, 2, 1) in page  # attempts, failures, failing, still failing
-    assert cells("Azure", 1, 1, 1, 1) in page
-    assert cells("AWS", 104, 2, 2, 1) in page
-    assert cells("AWS", 150, 2, 2, 1) in page
-    assert cells("Azure", "API error", 1, 1, 1) in page
-    assert cells("AWS", 0, 1, 0, 0) in page
-    assert "101" not in re.sub(r"<h1>.*?</h1>", "", page)  # outside the summary period
+def test_the_page_shows_the_day_and_the_trend_of_the_summary_days(day_store: Store,
+                                                                   tmp_path: Path):
+    out = tmp_path / "report"
+    build_report(day_store, out, start=DAY, end=END)
+    page = (out / "index.html").read_text()
+    card = lambda value, label: f"<b>{value}</b><span>{label}</span>"  # noqa: E731
+    # the day's figures, attempts with SSM steps folded
+    assert card(6, "install attempts (aws 5 · azure 1)") in page
+    assert card(5, "failed attempts (83.3%)") in page
+    assert card(3, "instances with a failure") in page
+    assert card(2, "failing now (newest attempt failed)") in page
+    assert "<h2>Failure trend (2026-04-28T00:00:00Z – 2026-05-05T00:00:00Z, per day)</h2>" in page
+    # the day's failed attempts by reason, with their exit codes (also as a table on the page)
+    reasons = _csv(out / "reasons.csv")
+    assert [(r["reason"], r["failures"], r["exit_codes"]) for r in reasons] == [
+        ("Agent did not join", "2", "150"), ("Proxy unreachable", "2", "104"),
+        ("Missing Run Command permission", "1", "0")]
+    for r in reasons:
+        assert f"<td>{r['reason']}</td><td>{r['failures']}</td>" in page
+    # the trend covers the summary days per day: i-c 3 days before; i-old is outside
+    trend = _csv(out / "trends.csv")
+    assert [(r["bucket_start"], r["key"], r["failures"]) for r in trend] == [
+        ("2026-05-01T00:00:00Z", "Unknown", "1"),
+        ("2026-05-04T00:00:00Z", "Agent did not join", "2"),
+        ("2026-05-04T00:00:00Z", "Proxy unreachable", "2"),
+        ("2026-05-04T00:00:00Z", "Missing Run Command permission", "1")]
+    assert "i-c" not in page  # the rest of the page is the day's
+    for f in out.iterdir():
+        if f.suffix != ".png":
+            assert "i-old" not in f.read_text(), f.name
 
 
 def test_an_empty_window_still_builds_a_report(day_store: Store, tmp_path: Path):
     start = DAY - timedelta(days=20)  # before any event or snapshot
     summary = build_report(day_store, tmp_path, start=start, end=start + timedelta(days=1))
-    assert summary["failures"] == 0 and summary["summary_attempts"] == 0
+    assert summary["failures"] == 0 and summary["attempts"] == 0
+    assert summary["summary_attempts"] == 0 and summary["summary_still_failing"] == 0
     assert "No instances found." in (tmp_path / "index.html").read_text()
     assert (tmp_path / "failures.csv").read_text().count("\n") == 1  # the header only
 
 
 def test_build_rejects_an_empty_window(day_store: Store, tmp_path: Path):
     with pytest.raises(ValueError, match="not after start"):
-        build_report(day_store, tmp_path, start=END, end=END)
+        build_report(day_store, tmp_path / "r", start=END, end=END)
+    with pytest.raises(ValueError, match="summary_days must be at least 1"):
+        build_report(day_store, tmp_path / "r", start=DAY, end=END, summary_days=0)
+    assert not (tmp_path / "r").exists()
 
 
 # --- send_report through a real SMTP server ---------------------------------------------------
