@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipeline import models
 from pipeline.ingest.dedup import judge
-from pipeline.ingest.stage import decode_lines, stage_sql
+from pipeline.ingest.stage import run_stage
 from pipeline.ingest.write import sql_str, write_dataset, write_table
 from pipeline.sources import LINE_SCHEMA
 from pipeline.sources.base import Source, resolve
@@ -135,15 +135,10 @@ def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
     first = next(chunks, None)
     if first is None:  # nothing read: one empty file keeps the schema
         first = LINE_SCHEMA.empty_table()
+    options = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
     for n, chunk in enumerate(itertools.chain([first], chunks)):
-        con.register("batch_lines", decode_lines(chunk))
         target = sql_str(out / f"part-{n}.parquet")
-        options = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
-        try:
-            con.execute(f"COPY ({stage_sql()}) TO {target} {options}")
-        except duckdb.Error:  # a line that is not a JSON object: the per-row safe form
-            con.execute(f"COPY ({stage_sql(safe=True)}) TO {target} {options}")
-        con.unregister("batch_lines")
+        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {options}"))
 
 
 def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> None:

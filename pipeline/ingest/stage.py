@@ -76,6 +76,30 @@ def decode_lines(batch: pa.Table) -> pa.Table:
     return batch.append_column("l", text)
 
 
+def run_stage(con, batch: pa.Table, sink) -> None:
+    """Stage one batch: `sink(query)` runs a statement over the staged rows' query (a COPY, a
+    SELECT). The fast form first; if the batch holds lines that are not JSON objects, only
+    those lines take the per-row safe form."""
+    import duckdb
+
+    con.register("batch_lines", decode_lines(batch))
+    try:
+        try:
+            sink(stage_sql())
+        except duckdb.Error:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE split AS SELECT *, CASE WHEN json_valid(l) "
+                "THEN json_type(l) = 'OBJECT' ELSE false END AS is_object FROM batch_lines"
+            )
+            # (the CASE keeps the fast parse off other lines whatever order the plan runs in)
+            fast = stage_sql(source="(SELECT * REPLACE (CASE WHEN is_object THEN l END AS l) "
+                                    "FROM split WHERE is_object)")
+            safe = stage_sql(safe=True, source="(SELECT * FROM split WHERE NOT is_object)")
+            sink(f"({fast}) UNION ALL ({safe})")
+    finally:
+        con.unregister("batch_lines")
+
+
 def _utf8_or_none(b: bytes | None) -> str | None:
     try:
         return None if b is None else b.decode("utf-8")
@@ -84,11 +108,12 @@ def _utf8_or_none(b: bytes | None) -> str | None:
 
 
 @functools.cache
-def stage_sql(safe: bool = False) -> str:
+def stage_sql(safe: bool = False, source: str = "batch_lines") -> str:
     """SQL over the registered Arrow table `batch_lines` (LINE_SCHEMA plus `l` from
     `decode_lines`) giving one staged row per line: its verdict (`kind`: run | join | skip |
     blank | quarantine), reason, typed fields. The fast form fails on a batch holding a line
-    that is not a JSON object; run the `safe` form (a slower per-row `try`) for that batch.
+    that is not a JSON object; `stage_batch_sql` then sends only such lines to the `safe` form
+    (a slower per-row `try`).
 
     One JSON parse per line (from_json into a struct); text fields read as VARCHAR (any JSON
     value becomes its text), integers and objects checked as the models check them."""
@@ -107,7 +132,7 @@ def stage_sql(safe: bool = False) -> str:
     )
     return f"""
 WITH b AS (
-    SELECT source, line_no, line, error, l FROM batch_lines
+    SELECT source, line_no, line, error, l FROM {source}
 ), s AS (
     SELECT *, {"try(" if safe else "("}from_json(l, '{struct}')) AS j FROM b
 ), e AS (
