@@ -249,7 +249,7 @@ def test_maintenance_on_object_storage(s3_store: Store, tmp_path: Path):
 
         con = duckdb.connect()
         s3_store.register(con)
-        return con.execute("SELECT count(*), sum(hash(uid, time, raw)) FROM read_parquet($1)",
+        return con.execute("SELECT count(*), sum(hash(uid, time, stdout, extra)) FROM read_parquet($1)",
                            [s3_store.files("runs")]).fetchall()[0]
 
     _build(s3_store, tmp_path, days=(D5,))

@@ -189,11 +189,20 @@ def derived(column: str) -> str:
     return _DERIVED.get(column, column)
 
 
+def extra_keys(kind: str) -> str:
+    """`extra` over `staged`: the event's keys the `kind` models do not define, as a JSON
+    object; NULL when there are none (almost always)."""
+    fields = sorted({f for ev, m in models.MODELS.items()
+                     if (ev == models.INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+    unknown = f"list_filter(json_keys(raw), lambda k: NOT list_contains({fields}, k))"
+    value = "json_extract(raw, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+    return (f"CASE WHEN len({unknown}) > 0 THEN CAST(to_json(map_from_entries(list_transform("
+            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
+
+
 def _fresh_rows(ds, kind: str, w: Writer) -> str:
-    cols = ", ".join(
-        f"'{w.ingest_id}' AS ingest_id" if c == "ingest_id" else f"{derived(c)} AS {c}"
-        for c, _ in ds.columns + ds.partition
-    )
+    special = {"ingest_id": f"'{w.ingest_id}'", "extra": extra_keys(kind)}
+    cols = ", ".join(f"{special.get(c) or derived(c)} AS {c}" for c, _ in ds.columns + ds.partition)
     # anti-join the (usually few) rows that are not fresh: cheaper than joining the fresh ones
     return (
         f"SELECT {cols} FROM staged ANTI JOIN (SELECT source, line_no FROM verdict_{kind} "

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+# 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ ENVELOPE = (
     ("cluster_name", "VARCHAR"),
     ("is_failure", "BOOLEAN"),
 )
-PROVENANCE = (("raw", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
+# `extra`: a JSON object of the event's keys that the typed columns do not hold (NULL when
+# none), so typed columns + extra give back every field Teleport wrote.
+PROVENANCE = (("extra", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
 
 RUNS = Dataset(
     "runs",

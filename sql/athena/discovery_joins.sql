@@ -18,7 +18,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS discovery_joins (
   `method`       string,
   `token_name`   string,
   `attributes`   string,
-  `raw`          string,
+  `extra`        string,
   `source`       string,
   `ingest_id`    string
 )

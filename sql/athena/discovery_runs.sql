@@ -38,7 +38,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS discovery_runs (
   `resource_id`      string,
   `vm_name`          string,
   `execution_state`  string,
-  `raw`              string,
+  `extra`            string,
   `source`           string,
   `ingest_id`        string
 )

@@ -16,7 +16,7 @@ from pipeline.ingest.events import IngestSummary, ingest_events
 from pipeline.store import Store
 from pipeline.store.layout import DATASETS
 from pipeline.store.manifest import LOCK, STAGING
-from tests.conftest import T0, make_azure_run, make_run, ts
+from tests.conftest import T0, make_azure_run, make_run, ts, write_lines
 
 DAY = timedelta(days=1)
 VM = "0F8A1B2C-3D4E-4F50-8A6B-7C8D9E0F1A2B"
@@ -202,7 +202,8 @@ def test_conservation_holds_with_crlf_and_no_trailing_newline(store: Store, tmp_
     f.write_bytes(f.read_bytes()[:-2])  # the last line has no line end
     s = ingest(store, f)
     assert (s.read, s.stored, s.skipped, s.quarantined) == (4, 3, 1, 0)
-    assert query(store, "runs", "SELECT count(*) FROM t WHERE raw LIKE '%\r'") == [(0,)]
+    assert query(store, "runs", "SELECT count(*) FROM t WHERE extra IS NOT NULL "
+                 "OR instance_id LIKE '%\r' OR platform_version LIKE '%\r'") == [(0,)]
 
 
 # --------------------------------------------------------------------------- re-ingest
@@ -636,7 +637,7 @@ def test_run_rows_carry_derived_and_provenance_columns(store: Store, tmp_path: P
         store,
         "runs",
         "SELECT uid, cloud, instance_key, account_id, region, exit_code, "
-        "is_failure, stdout, api_error, source, ingest_id, raw FROM t ORDER BY uid",
+        "is_failure, stdout, api_error, source, ingest_id, extra FROM t ORDER BY uid",
     )
     assert [r[:9] for r in rows] == [
         ("u-aws", "aws", "i-0a", "111122223333", "eu-west-1", 150, True, " out \n", ""),
@@ -654,7 +655,10 @@ def test_run_rows_carry_derived_and_provenance_columns(store: Store, tmp_path: P
         ("u-ok", "aws", "i-0a", "111122223333", "eu-west-1", 1, False, " out \n", ""),
     ]
     assert {r[9] for r in rows} == {str(f)} and {r[10] for r in rows} == {s.ingest_id}
-    assert json.loads(rows[1][11]) == az  # the whole event is kept
+    assert rows[1][11] is None  # no keys beyond the model: typed columns hold the whole event
+    cols = [k for k in az if k != "time"]
+    [back] = query(store, "runs", f"SELECT {', '.join(cols)}, time_text FROM t WHERE uid = 'u-az'")
+    assert dict(zip([*cols, "time"], back, strict=True)) == az
 
 
 def test_instance_join_goes_to_joins_and_other_types_are_skipped(
@@ -688,3 +692,19 @@ def test_instance_join_goes_to_joins_and_other_types_are_skipped(
     )
     assert json.loads(row[9]) == join["attributes"]
     assert "runs" not in store.manifest().datasets
+
+
+def test_unknown_keys_are_kept_in_extra(store: Store, tmp_path: Path) -> None:
+    """Typed columns + `extra` give back every field Teleport wrote (newer versions add keys)."""
+    newer = {**make_run("i-new", uid="u-new"), "matcher": {"tags": {"env": ["prod"]}},
+             "odd \"key\"": 1}
+    join = {"event": "instance.join", "uid": "j-new", "code": "TJ002I",
+            "time": "2026-05-04T10:00:00Z", "host_id": "h", "instance_id": "i-new"}
+    f = write_lines(tmp_path / "a.log", [make_run("i-old", uid="u-old"), newer, join])
+    ingest(store, f)
+    got = dict(query(store, "runs", "SELECT uid, extra FROM t"))
+    assert got["u-old"] is None
+    assert json.loads(got["u-new"]) == {"matcher": {"tags": {"env": ["prod"]}}, "odd \"key\"": 1}
+    # a key the join model does not define is extra there, though runs have such a column
+    assert [json.loads(e) for (e,) in query(store, "joins", "SELECT extra FROM t")] == [
+        {"instance_id": "i-new"}]
