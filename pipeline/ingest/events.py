@@ -28,7 +28,7 @@ from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
 from pipeline.store.manifest import Writer
 
 Progress = Callable[[str, int], None]
-CHUNK_BYTES = 64 * 1024 * 1024  # lines validated per DuckDB statement (bounded memory)
+CHUNK_BYTES = 32 * 1024 * 1024  # lines validated per DuckDB statement (bounded memory)
 
 
 @dataclass
@@ -103,7 +103,7 @@ def ingest_events(
 def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB bounded in memory, spilling into the writer's scratch folder."""
     con = duckdb.connect()
-    con.execute("SET memory_limit = '768MB'")
+    con.execute("SET memory_limit = '512MB'")
     con.execute("SET preserve_insertion_order = false")
     # partitioned COPY buffers this many rows per partition: wide rows need a small number
     con.execute("SET partitioned_write_flush_threshold = 32768")
