@@ -69,4 +69,6 @@ def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, key
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
     con.execute(f"SET VARIABLE stored_{kind} = $1", [[store.path(ds.name, r) for r in rels]])
     sig = signature("run" if ds is RUNS else "join")
-    return f"SELECT uid, {sig} AS sig FROM read_parquet(getvariable('stored_{kind}'))"
+    # only stored rows whose uid the input has: the signature is computed for those alone
+    return (f"SELECT uid, {sig} AS sig FROM read_parquet(getvariable('stored_{kind}')) "
+            "WHERE uid IN (SELECT uid FROM ranked)")
