@@ -6,17 +6,22 @@ CREATE OR REPLACE MACRO classified_attempts(from_ts, to_ts) AS TABLE
 WITH read_attempts AS MATERIALIZED (
     SELECT * FROM run_attempts(from_ts, to_ts)
 ),
+distinct_failures AS (
+    -- retries repeat the same few outputs: match the rules once per distinct failure
+    SELECT DISTINCT exit_code, api_error, stdout, stderr
+    FROM read_attempts
+    WHERE is_failure
+),
 match_rules AS (
-    SELECT a.cloud, a.instance_key, a.attempt_id, r.reason, r.remedy
-    FROM read_attempts a
+    SELECT f.exit_code, f.api_error, f.stdout, f.stderr, r.reason, r.remedy
+    FROM distinct_failures f
     JOIN failure_reasons r
-      ON a.is_failure
-     AND ((r.match_kind = 'exit_code' AND a.api_error = ''
-           AND a.exit_code = TRY_CAST(r.pattern AS BIGINT))
-          OR (r.match_kind = 'api_error_like' AND a.api_error ILIKE r.pattern)
-          OR (r.match_kind = 'output_like' AND (a.stdout || chr(10) || a.stderr) ILIKE r.pattern))
+      ON (r.match_kind = 'exit_code' AND f.api_error = ''
+          AND f.exit_code = TRY_CAST(r.pattern AS BIGINT))
+      OR (r.match_kind = 'api_error_like' AND f.api_error ILIKE r.pattern)
+      OR (r.match_kind = 'output_like' AND (f.stdout || chr(10) || f.stderr) ILIKE r.pattern)
     QUALIFY row_number() OVER (
-        PARTITION BY a.cloud, a.instance_key, a.attempt_id ORDER BY r.priority, r.reason
+        PARTITION BY f.exit_code, f.api_error, f.stdout, f.stderr ORDER BY r.priority, r.reason
     ) = 1
 )
 SELECT a.*,
@@ -25,4 +30,6 @@ SELECT a.*,
            'No rule matched: read the attempt''s output (discovery-history history INSTANCE) '
            || 'and add a rule to failure_reasons.csv.') END AS remedy
 FROM read_attempts a
-LEFT JOIN match_rules m USING (cloud, instance_key, attempt_id);
+LEFT JOIN match_rules m
+  ON a.is_failure AND m.exit_code = a.exit_code AND m.api_error = a.api_error
+ AND m.stdout = a.stdout AND m.stderr = a.stderr;

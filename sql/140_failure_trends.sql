@@ -6,9 +6,10 @@
 -- failure in the group, instances = distinct instances attempted. For 'category', attempts and
 -- instances are the bucket's totals, so failure_rate is the share of all attempts failing for
 -- that reason. Only non-empty groups appear. Order: bucket, failures desc, key.
--- grain: one row per (bucket_start, key). inputs: classified_attempts.
+-- grain: one row per (bucket_start, key). inputs: run_attempts, classified_attempts.
 CREATE OR REPLACE MACRO failure_trends(from_ts, to_ts, bucket, dimension) AS TABLE
 WITH label_attempts AS MATERIALIZED (
+    -- only the 'category' dimension needs the (costly) reason of each attempt
     SELECT date_trunc(bucket, time) AS bucket_start,
            cloud || '/' || instance_key AS instance,
            is_failure,
@@ -18,11 +19,15 @@ WITH label_attempts AS MATERIALIZED (
                WHEN 'region' THEN region
                WHEN 'exit_code' THEN
                    CASE WHEN api_error <> '' THEN 'API error' ELSE CAST(exit_code AS VARCHAR) END
-               WHEN 'category' THEN reason
                ELSE error('failure_trends: dimension must be cloud, account, region, '
                           || 'exit_code or category, not ' || dimension)
            END AS key
+    FROM run_attempts(from_ts, to_ts)
+    WHERE dimension <> 'category'
+    UNION ALL
+    SELECT date_trunc(bucket, time), cloud || '/' || instance_key, is_failure, reason
     FROM classified_attempts(from_ts, to_ts)
+    WHERE dimension = 'category'
 ),
 count_buckets AS (
     SELECT bucket_start, count(*) AS attempts, count(DISTINCT instance) AS instances
