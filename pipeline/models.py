@@ -34,8 +34,9 @@ TIME_RE = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
 )
 BLANK_RE = re.compile(r"[\t\n\f\r ]*")  # RE2's \s, as the bulk validator uses
-# DuckDB's TIMESTAMP_NS range (int64 nanoseconds, the top value reserved): 1677-09-21 .. 2262-04-11.
-MIN_NS = -(2**63)
+# Storable times: int64 nanoseconds but the values engines reserve, DuckDB's ±infinity
+# (±(2**63 - 1): casting to it fails) and pandas' NaT (-2**63): 1677-09-21 .. 2262-04-11.
+MIN_NS = -(2**63) + 2
 MAX_NS = 2**63 - 2
 INT_RE = re.compile(r"-?[0-9]+")
 

@@ -143,7 +143,10 @@ def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
 
 def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> None:
     """View `staged`: pass-1 rows with derived uids and the window applied."""
-    files = sql_str(w.scratch("staged") / "*.parquet")
+    # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?)
+    parts = sorted(str(p) for p in w.scratch("staged").glob("*.parquet"))
+    con.execute("SET VARIABLE staged_files = $1", [parts])
+    files = "getvariable('staged_files')"
     missing = con.execute(
         f"SELECT source, line_no, raw FROM read_parquet({files}) "
         "WHERE kind IN ('run', 'join') AND uid = ''"
@@ -151,7 +154,7 @@ def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> 
     con.register("uid_fix", pa.table({
         "source": pa.array([m[0] for m in missing], pa.string()),
         "line_no": pa.array([m[1] for m in missing], pa.int64()),
-        "fixed_uid": [models.derived_uid(json.loads(m[2])) for m in missing],
+        "fixed_uid": [_derived_uid(m[2]) for m in missing],
     }))
     in_window = "true"
     if window is not None:
@@ -165,6 +168,15 @@ def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> 
             coalesce(f.fixed_uid, s.uid) AS uid)
         FROM read_parquet({files}) s LEFT JOIN uid_fix f USING (source, line_no)"""
     )
+
+
+def _derived_uid(raw: str) -> str:
+    """`models.derived_uid` of an event without uid; of its text when DuckDB reads it but
+    Python's json cannot (a trailing comma, nesting deeper than the recursion limit)."""
+    try:
+        return models.derived_uid(json.loads(raw))
+    except (ValueError, RecursionError):
+        return models.derived_uid(raw)  # a JSON string: cannot equal an object's canonical form
 
 
 def _rfc3339(t: datetime) -> str:

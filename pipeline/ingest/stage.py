@@ -152,7 +152,8 @@ WITH b AS (
     FROM e
 ), t AS (
     SELECT *, CASE
-        WHEN fast THEN TRY_CAST(j.time AS TIMESTAMP_NS)
+        WHEN fast THEN CASE WHEN TRY_CAST(j.time AS TIMESTAMP_NS) >= make_timestamp_ns({models.MIN_NS})
+                            THEN TRY_CAST(j.time AS TIMESTAMP_NS) END
         WHEN tm.d <> '' AND TRY_CAST(tm.h AS INT) <= 23 AND TRY_CAST(tm.m AS INT) <= 59
              AND TRY_CAST(tm.s AS INT) <= 59
              AND slow_ns BETWEEN {models.MIN_NS} AND {models.MAX_NS}

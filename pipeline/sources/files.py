@@ -5,9 +5,11 @@ Streaming: files are read in blocks and split into lines by Arrow, never whole i
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +68,9 @@ def expand(paths: list[str]) -> list[SourceFile]:
                 found.setdefault(f.url, f)
             continue
         path = raw[len("file://") :] if raw.startswith("file://") else raw
-        matches = sorted(glob.glob(path, recursive=True)) if glob.has_magic(path) else [path]
+        # an existing path is taken as it is, even when its name holds glob characters ([1], *)
+        pattern = glob.has_magic(path) and not os.path.lexists(path)
+        matches = sorted(glob.glob(path, recursive=True)) if pattern else [path]
         if not matches or not any(os.path.lexists(m) for m in matches):
             raise SourceError(f"no such file or folder: {raw}")
         for m in matches:
@@ -105,7 +109,7 @@ def _open(f: SourceFile):
 
         raw = fsspec.open(f.url, "rb").open()
     else:
-        raw = open(f.url, "rb")  # noqa: SIM115 - closed by the caller
+        raw = _open_local(f.url)
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if not head:
         head = raw.read(2)
@@ -113,6 +117,26 @@ def _open(f: SourceFile):
     if head == GZIP_MAGIC:
         return _Gunzip(raw)
     return raw
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+
+
+def _open_local(path: str):
+    """Open a regular file for reading; OSError for anything else, without blocking (a FIFO
+    nobody writes to would otherwise hang the ingest, and the store's lock, forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((k for test, k in _NOT_REGULAR if test(mode)), "not a file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind})")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb")  # noqa: SIM115 - closed by the caller
 
 
 class _Gunzip:
@@ -181,7 +205,7 @@ def read_athena(f: SourceFile, batch_rows: int = 65536) -> Iterator[pa.RecordBat
 
             handle = fsspec.open(f.url, "rb").open()
         else:
-            handle = open(f.url, "rb")  # noqa: SIM115 - closed below
+            handle = _open_local(f.url)
     except OSError as e:
         yield _error_batch(f, 1, b"", f"unreadable: {e.strerror or e}")
         return

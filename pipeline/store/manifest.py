@@ -138,8 +138,12 @@ class Store:
         if self.remote:
             lock = remote.locked(self.fs, f"{self._base}/{LOCK}", timeout, StoreLocked)
         else:
+            if "\\" in str(self.root):
+                raise StoreError(f"store path {self.root} holds a backslash, which DuckDB's "
+                                 "partitioned writes take for a folder separator; use a path "
+                                 "without one")
             try:
-                self.root.mkdir(parents=True, exist_ok=True)
+                _mkdirs(self.root)
             except OSError as e:
                 raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
             lock = _locked(self.root / LOCK, timeout)
@@ -169,7 +173,8 @@ class Store:
             src.unlink()
         else:
             dest = self.root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            _mkdirs(dest.parent)
+            _no_world_access(src)
             _fsync_file(src)
             os.replace(src, dest)
 
@@ -218,7 +223,7 @@ class Writer:
             self.staging = Path(tempfile.mkdtemp(prefix=f"discovery-history-{ingest_id}-"))
         else:
             self.staging = store.root / STAGING / ingest_id
-            self.staging.mkdir(parents=True, exist_ok=True)
+            _mkdirs(self.staging)
         self.base = store.manifest()
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
@@ -273,11 +278,13 @@ class Writer:
         for name, rels in self._added.items():
             datasets.setdefault(name, []).extend(rels)
         new = Manifest(version=current.version + 1, datasets=datasets)
+        removed = [f"{name}/{rel}" for name, rels in self._removed.items() for rel in sorted(rels)]
+        if removed:  # once unnamed they are garbage: if we die before deleting, the sweep does
+            self._record_intents(removed)
         self.store._write_manifest(new)
+        for rel in removed:
+            self.store._delete(rel)
         self._clear_intents()
-        for name, rels in self._removed.items():
-            for rel in rels:
-                self.store._delete(f"{name}/{rel}")
         self.base = new
         self._added, self._removed = {}, {}
         return new
@@ -302,6 +309,30 @@ class Writer:
             _sweep_one(self.staging, self.store._committed_paths())
 
 
+# Nothing the store writes is world-accessible: folders and files get the umask's bits less
+# "other" (with the usual umask 022: rwxr-x--- and rw-r-----).
+DIR_MODE = 0o770
+FILE_MODE = 0o660
+
+
+def _mkdirs(path: Path) -> None:
+    """Create `path` and its missing parents with DIR_MODE (as masked by the umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=DIR_MODE)
+
+
+def _no_world_access(path: Path) -> None:
+    """Drop the "other" bits of a file DuckDB or Arrow wrote with the umask's default."""
+    mode = os.stat(path).st_mode & 0o7777
+    if mode & 0o007:
+        os.chmod(path, mode & ~0o007)
+
+
 def _sql_path(p: Path) -> str:
     return str(p).replace("'", "''")
 
@@ -316,7 +347,7 @@ def _fsync_file(path: Path) -> None:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -329,7 +360,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _sweep_staging(root: Path, committed: set[str]) -> None:
-    """Remove what dead writers left: staging folders and files placed but never committed."""
+    """Remove what dead writers left: staging folders and files placed but never committed,
+    and a manifest they were writing (never read: the manifest is replaced by a rename)."""
+    for half in root.glob(f".{MANIFEST}.tmp-*"):
+        half.unlink(missing_ok=True)
     staging = root / STAGING
     if not staging.exists():
         return

@@ -1,0 +1,106 @@
+"""CLI commands that look after a store: `verify` (a read-only consistency check) and `compact`.
+
+They adapt arguments, call `pipeline.maintenance`, and print; errors become one line through
+`pipeline.cli.friendly`. `pipeline.cli` registers them (`main.add_command(verify_cmd)`,
+`main.add_command(compact_cmd)`); this module imports it lazily, so either may be imported first.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+
+import click
+
+LOCK_TIMEOUT_HELP = "Seconds to wait for a running writer to finish."
+
+
+def _friendly(fn: Callable) -> Callable:
+    """pipeline.cli.friendly, resolved at call time (no import cycle with pipeline.cli)."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        from pipeline.cli import friendly
+
+        return friendly(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def _store(ctx: click.Context):
+    from pipeline.cli import _store as store_of
+
+    return store_of(ctx).require()
+
+
+def row_counts(store) -> dict[str, tuple[int, int]]:
+    """dataset -> (rows, data files) over the committed files (Parquet footers only)."""
+    import duckdb
+
+    from pipeline.store.layout import DATASETS
+
+    manifest = store.manifest()
+    con = duckdb.connect()
+    try:
+        store.register(con)
+        out = {}
+        for name in DATASETS:
+            files = store.files(name, manifest)
+            rows = con.execute("SELECT count(*) FROM read_parquet($1, hive_partitioning = false)",
+                               [files]).fetchall()[0][0]
+            out[name] = (rows, len(files) - 1)  # the first file is the zero-row schema anchor
+        return out
+    finally:
+        con.close()
+
+
+def describe(store) -> str:
+    """One line of what a sound store holds: manifest version, rows per dataset, files."""
+    counts = row_counts(store)
+    rows = ", ".join(f"{name} {n}" for name, (n, _) in counts.items())
+    files = sum(f for _, f in counts.values())
+    return f"{store.url} (manifest v{store.manifest().version}): {rows} rows in {files} files"
+
+
+@click.command("verify")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help=LOCK_TIMEOUT_HELP)
+@click.pass_context
+@_friendly
+def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
+    """Check the store: the manifest, each file's schema, partition folders against their rows,
+    unique uids, row counts against the ingest and snapshot logs, files on disk that the
+    manifest does not name (and the reverse), leftover staging. Lists every problem and exits 1
+    if there is any; prints `store OK: ...` with the row counts otherwise."""
+    from pipeline import maintenance
+
+    store = _store(ctx)
+    problems = maintenance.verify(store, lock_timeout=lock_timeout)
+    if problems:
+        click.echo(f"store {store.url}: {len(problems)} problem{'' if len(problems) == 1 else 's'}")
+        for p in problems:
+            click.echo(f"  - {p}")
+        sys.exit(1)
+    click.echo(f"store OK: {describe(store)}")
+
+
+@click.command("compact")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help=LOCK_TIMEOUT_HELP)
+@click.pass_context
+@_friendly
+def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
+    """Rewrite every partition holding more than one file into one file, rows kept exactly, in
+    one transaction (readers see the old files or the new ones, never a mix)."""
+    from pipeline import maintenance
+
+    s = maintenance.compact(_store(ctx), lock_timeout=lock_timeout)
+    if not s["partitions"]:
+        click.echo("nothing to compact: every partition holds one file")
+        return
+    click.echo(f"compacted {s['partitions']} partition{'' if s['partitions'] == 1 else 's'}: "
+               f"{s['files_before']} files -> {s['files_after']}, {s['rows']} rows kept")
+
+
+COMMANDS = (verify_cmd, compact_cmd)
