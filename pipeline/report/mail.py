@@ -88,4 +88,16 @@ def send_report(report_dir: str | os.PathLike[str], *, smtp: SmtpConfig, sender:
 
 
 def _no_secret(text: str, smtp: SmtpConfig) -> str:
-    return text.replace(smtp.password, "***") if smtp.password else text
+    """The text without the password, as is or as the AUTH exchange encodes it (base64 of
+    PLAIN `\\0user\\0password` and of LOGIN's bare password), should a server quote it back."""
+    if not smtp.password:
+        return text
+    import base64
+
+    forms = {smtp.password}
+    for raw in (smtp.password, f"\0{smtp.user or ''}\0{smtp.password}"):
+        forms.add(base64.b64encode(raw.encode()).decode())
+        forms.add(base64.b64encode(raw.encode()).decode().rstrip("="))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text

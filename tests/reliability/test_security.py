@@ -249,10 +249,6 @@ def _encodings(user: str, password: str) -> list[str]:
     return [password, plain, base64.b64encode(password.encode()).decode()]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (pipeline/report/mail.py): MailError redacts the password only as plain text; a server "
-    "that quotes the AUTH exchange in its refusal puts the base64 credentials (PLAIN: "
-    "\\0user\\0password) into the message, hence into task logs"))
 def test_a_refusing_server_cannot_make_the_password_appear_in_the_error(tmp_path: Path) -> None:
     from pipeline.config import SmtpConfig
     from pipeline.report.mail import MailError, send_report
