@@ -164,6 +164,27 @@ def write_json(path: Path, doc) -> Path:
     return path
 
 
+def query(store: Store, dataset: str, sql: str, params: list | None = None) -> list[tuple]:
+    """Run `sql` over the committed files of `dataset` (read directly, no views), as `t`."""
+    import duckdb
+
+    from pipeline.store.layout import DATASETS
+
+    ds = DATASETS[dataset]
+    hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
+    opts = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
+    con = duckdb.connect()
+    try:
+        con.execute("SET VARIABLE files = $1", [store.files(dataset)])
+        con.execute(
+            "CREATE VIEW t AS SELECT * FROM read_parquet("
+            f"getvariable('files'), union_by_name = true{opts})"
+        )
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "lake")

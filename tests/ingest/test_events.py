@@ -14,9 +14,8 @@ import pytest
 from pipeline import models
 from pipeline.ingest.events import IngestSummary, ingest_events
 from pipeline.store import Store
-from pipeline.store.layout import DATASETS
 from pipeline.store.manifest import LOCK, STAGING
-from tests.conftest import T0, make_azure_run, make_run, ts, write_lines
+from tests.conftest import T0, make_azure_run, make_run, query, ts, write_lines
 
 DAY = timedelta(days=1)
 VM = "0F8A1B2C-3D4E-4F50-8A6B-7C8D9E0F1A2B"
@@ -99,23 +98,6 @@ def ingest(store: Store, *paths: Path, **kw) -> IngestSummary:
     assert s.read == s.stored + s.duplicates + s.skipped + s.quarantined, s
     assert "MISMATCH" not in s.conservation_line()
     return s
-
-
-def query(store: Store, dataset: str, sql: str, params: list | None = None) -> list[tuple]:
-    """Run `sql` over the committed files of `dataset`, exposed as the relation `t`."""
-    ds = DATASETS[dataset]
-    hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
-    opts = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
-    con = duckdb.connect()
-    try:
-        con.execute("SET VARIABLE files = $1", [store.files(dataset)])
-        con.execute(
-            "CREATE VIEW t AS SELECT * FROM read_parquet("
-            f"getvariable('files'), union_by_name = true{opts})"
-        )
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def tree(root: Path) -> dict[str, bytes]:

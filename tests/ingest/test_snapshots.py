@@ -6,37 +6,18 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipeline.ingest.snapshots import SnapshotError, ingest_snapshot
 from pipeline.query import connect
 from pipeline.store import Store
-from pipeline.store.layout import DATASETS
-from tests.conftest import T0, make_aws_node, make_azure_node, make_task, write_json
+from tests.conftest import T0, make_aws_node, make_azure_node, make_task, query, write_json
 
 VM = "0f8a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
 SUB = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"
 EXPIRES = datetime(2026, 5, 4, 10, 10)  # T0 + 10 min, naive UTC as stored
 
 # --------------------------------------------------------------------------- helpers
-
-
-def query(store: Store, dataset: str, sql: str) -> list[tuple]:
-    """Run `sql` over the committed files of `dataset`, exposed as the relation `t`."""
-    ds = DATASETS[dataset]
-    hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
-    opts = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
-    con = duckdb.connect()
-    try:
-        con.execute("SET VARIABLE files = $1", [store.files(dataset)])
-        con.execute(
-            "CREATE VIEW t AS SELECT * FROM read_parquet("
-            f"getvariable('files'), union_by_name = true{opts})"
-        )
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def snap(store: Store, tmp_path: Path, kind: str, doc, at: datetime = T0, name: str = "snap.json"):
