@@ -93,7 +93,7 @@ def ingest_events(
             summary.skipped = _count(con, "kind IN ('skip', 'blank')")
             summary.quarantined = _store_quarantine(con, w, store, summary)
             if w.changed:
-                _log(con, w, summary)
+                log_ingest(con, w, summary, "events")
             w.commit()
         finally:
             con.close()
@@ -263,11 +263,12 @@ def _explained(reason: str, raw) -> str:
     return models.explain(bytes(raw).rstrip(b"\r")) or reason
 
 
-def _log(con, w: Writer, s: IngestSummary) -> None:
+def log_ingest(con, w: Writer, s: IngestSummary, kind: str) -> None:
+    """Add this write's row to `ingest_log` (what `verify` checks the stored counts against)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     started = datetime.strptime(w.ingest_id[:16], "%Y%m%dT%H%M%SZ")
     write_table(con, w, INGEST_LOG, pa.table({
-        "ingest_id": [w.ingest_id], "kind": ["events"],
+        "ingest_id": [w.ingest_id], "kind": [kind],
         "started_at": pa.array([started], pa.timestamp("ns")),
         "finished_at": pa.array([now], pa.timestamp("ns")),
         "sources": pa.array([s.sources], pa.list_(pa.string())),

@@ -10,12 +10,11 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.ingest.events import IngestSummary
+from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.ingest.write import write_table
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
 from pipeline.store.layout import (
-    INGEST_LOG,
     NODE_SNAPSHOTS,
     QUARANTINE,
     SNAPSHOT_LOG,
@@ -176,14 +175,7 @@ def ingest_snapshot(
         log = pa.table({"kind": [kind], "captured_at": pa.array([at_ns], pa.timestamp("ns")),
                         "rows": [len(rows)], "source": [path], "ingest_id": [w.ingest_id]})
         s.files_added += write_table(con, w, SNAPSHOT_LOG, log) + 1  # + the ingest log below
-        now = _to_naive(datetime.now(UTC))
-        write_table(con, w, INGEST_LOG, pa.table({
-            "ingest_id": [w.ingest_id], "kind": [kind],
-            "started_at": pa.array([now], pa.timestamp("ns")),
-            "finished_at": pa.array([now], pa.timestamp("ns")),
-            "sources": pa.array([[path]], pa.list_(pa.string())), "read": [s.read],
-            "stored": [s.stored], "duplicates": [s.duplicates], "skipped": [s.skipped],
-            "quarantined": [s.quarantined], "files_added": [s.files_added]}))
+        log_ingest(con, w, s, kind)
         w.commit()
         con.close()
     return s
