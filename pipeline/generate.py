@@ -2,10 +2,12 @@
 
 `generate_fleet` is the public entry point (used by the CLI and `make demo`). Same seed and
 arguments give byte-identical files; the clock is never read (`end` defaults to a fixed
-instant). Instances are planned in Python per instance (`pipeline.gen.plan`), expanded into
-events and rendered as JSON lines in DuckDB (`pipeline.gen.events`, `pipeline.gen.noise`),
-written in bulk (`pipeline.gen.writer`); the cluster state at `end` comes from each
-instance's last run (`pipeline.gen.state`).
+instant). Instances are planned in Python per instance (`pipeline.gen.plan`) and expanded
+into events in DuckDB, one narrow row per line (`pipeline.gen.events`, `pipeline.gen.noise`);
+each line's text is a per-(instance, outcome) template (`pipeline.gen.templates`) filled
+column-wise in Arrow (`pipeline.gen.render`), one file per thread-pool task
+(`pipeline.gen.writer`). The cluster state at `end` comes from each instance's last run
+(`pipeline.gen.state`).
 
 `generate_events_parquet_athena` writes the same fleet (same uids) in the Athena backend's
 Parquet layout instead (`pipeline.gen.athena`).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -29,11 +32,14 @@ from pipeline.gen import state as gst
 from pipeline.gen.athena import write_athena
 from pipeline.gen.noise import build_noise
 from pipeline.gen.plan import DAY, NS, FleetPlan, plan_fleet
-from pipeline.gen.writer import link_current, log_paths, prefetch, write_logs
+from pipeline.gen.render import Renderer
+from pipeline.gen.templates import build_templates
+from pipeline.gen.writer import link_current, log_paths, write_logs
 
 DEFAULT_END = datetime(2026, 5, 31, tzinfo=UTC)
 DUPLICATE_SHARE = 0.001  # run events re-emitted into a second auth server's file
-CHUNK_ROWS = 150_000  # lines rendered per DuckDB query (bounds memory, overlaps with writing)
+CHUNK_ROWS = 150_000  # lines per DuckDB query (bounds memory, overlaps with rendering)
+NOT_OBJECTS = ("null", '["ssm.run"]', '"azure.run"', "42")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -109,8 +115,9 @@ def _shape(seed: int, days: int, end: datetime, servers: int) -> gev.Shape:
     return gev.Shape(seed, start_ns, end_ns, day0, (end_ns - 1 - day0) // DAY + 1, servers)
 
 
-def _expand(plan: FleetPlan, shape: gev.Shape) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB session holding the plan and the expanded run events (`ev`)."""
+def _expand(plan: FleetPlan, shape: gev.Shape) -> tuple[duckdb.DuckDBPyConnection, Renderer]:
+    """An in-memory DuckDB session holding the plan, the expanded run events (`ev`) and
+    their templates (`tpl`), and the renderer of those templates."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     inst, ep = plan.tables()
@@ -122,32 +129,63 @@ def _expand(plan: FleetPlan, shape: gev.Shape) -> duckdb.DuckDBPyConnection:
     con.execute(gev.MACROS)
     gev.build_attempts(con, shape)
     gev.build_events(con, shape)
-    return con
+    build_templates(con, shape)
+    tpl = con.sql("SELECT * FROM tpl ORDER BY g").to_arrow_table()
+    return con, Renderer(tpl, shape.day0_ns, shape.n_days)
 
 
-def _chunks(con: duckdb.DuckDBPyConnection, s: gev.Shape, rows: int):
-    """Batches of the final lines, rendered a few whole days at a time."""
+def _malform(line: str, rn: int, uid: str, new_uid: str) -> str:
+    """Malformed line number `rn` from its source line: truncated JSON, a JSON value that is
+    not an object, or an object without `time` (and with a fresh uid), in turn."""
+    if rn % 3 == 0:
+        return line[: len(line) // 2]
+    if rn % 3 == 1:
+        return NOT_OBJECTS[(rn // 3) % len(NOT_OBJECTS)]
+    return re.sub(r'"time":"[^"]*",', "", line.replace(uid, new_uid), count=1)
+
+
+def _build_bad(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer) -> None:
+    """Fill `bad` with the malformed lines made from the `msel` events (Python per line: few)."""
+    rows = con.sql(gev.rows_query(s, s.start_ns, s.end_ns, render.lit, only_bad_sources=True)
+                   ).to_arrow_table()
+    if not rows.num_rows:
+        return
+    sel = {u: (rn, new) for u, rn, new in con.sql(
+        "SELECT uid::VARCHAR, rn, new_uid FROM msel").fetchall()}
+    lines = render.lines(rows.combine_chunks().to_batches()[0]).to_pylist()
+    bad = [(u, _malform(line, sel[u][0], u, sel[u][1]))
+           for u, line in zip(rows["uid"].to_pylist(), lines, strict=True)]
+    con.executemany("INSERT INTO bad VALUES (?::UUID, ?)", bad)
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, s: gev.Shape, lit: int, rows: int,
+            athena: bool = False):
+    """Tables of `rows_query` rows, a few whole days at a time."""
     n = max(1, min(s.n_days, math.ceil(rows / CHUNK_ROWS)))
     bounds = [s.day0_ns + round(c * s.n_days / n) * DAY for c in range(n + 1)]
     for lo, hi in zip(bounds, bounds[1:], strict=False):
-        yield from con.sql(gev.lines_query(s, lo, hi)).to_arrow_table().to_batches()
+        yield con.sql(gev.rows_query(s, lo, hi, lit, athena=athena)).to_arrow_table()
 
 
-def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, out: Path, rows: int,
-                 say: _Progress) -> tuple[list[str], int]:
-    """Write `out/auth/<server>/<day>.log` aside, link `events.log`, swap it into place."""
-    partial = out / ".auth.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    servers = [f"server-{n + 1}" for n in range(s.servers)]
-    first_day = datetime.fromtimestamp(s.day0_ns // NS, UTC).date()
-    paths = log_paths(partial, servers, first_day, s.n_days)
+def _ticker(rows: int, say: _Progress):
     done = [0]
 
     def tick(n: int) -> None:
         done[0] += n
         say(f"wrote {done[0]}/{rows} lines")
 
-    nbytes = write_logs(prefetch(_chunks(con, s, rows)), paths, tick)
+    return tick
+
+
+def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer, out: Path,
+                 rows: int, say: _Progress) -> tuple[list[str], int]:
+    """Write `out/auth/<server>/<day>.log` aside, link `events.log`, swap it into place."""
+    partial = out / ".auth.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    servers = [f"server-{n + 1}" for n in range(s.servers)]
+    first_day = datetime.fromtimestamp(s.day0_ns // NS, UTC).date()
+    paths = log_paths(partial, servers, first_day, s.n_days)
+    nbytes = write_logs(_chunks(con, s, render.lit, rows), render, paths, _ticker(rows, say))
     for srv in servers:
         link_current(partial / srv)
     shutil.rmtree(out / "auth", ignore_errors=True)
@@ -155,9 +193,9 @@ def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, out: Path, rows: 
     return [str(p.relative_to(partial)) for p in paths], nbytes
 
 
-def _write_json(path: Path, value: object) -> None:
+def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(gst.dumps_indent(value) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -168,17 +206,19 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return dict(sorted(rows))
 
 
-def _write_athena(con: duckdb.DuckDBPyConnection, s: gev.Shape, out: Path, rows: int,
-                  say: _Progress) -> tuple[list[str], int]:
+def _write_athena(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer, out: Path,
+                  rows: int, say: _Progress) -> tuple[list[str], int]:
     """Write `out/athena/<day>/<uuidv7>.parquet` aside, then swap it into place."""
     partial = out / ".athena.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    files = write_athena(con, s, partial, s.seed)
+    partial.mkdir(parents=True)
+    files = write_athena(_chunks(con, s, render.lit, rows, athena=True), render, partial,
+                         s.seed, s.n_days, _ticker(rows, say))
     say(f"wrote {rows} events in {len(files)} Parquet files")
+    nbytes = sum(p.stat().st_size for p in files)
     shutil.rmtree(out / "athena", ignore_errors=True)
     partial.rename(out / "athena")
-    return [str(p.relative_to(partial)) for p in files], sum(p.stat().st_size for p in
-                                                                (out / "athena").rglob("*.parquet"))
+    return [str(p.relative_to(partial)) for p in files], nbytes
 
 
 def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetime | None,
@@ -190,7 +230,7 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
     out = Path(out_dir)
     shape = _shape(seed, days, end, auth_servers)
     plan = plan_fleet(seed, shape.start_ns, shape.end_ns, aws_instances, azure_vms)
-    con = _expand(plan, shape)
+    con, render = _expand(plan, shape)
     try:
         n_run, n_fail = con.sql("SELECT count(*), count(*) FILTER (WHERE failed) FROM ev"
                                 ).fetchall()[0]
@@ -199,19 +239,20 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
         n_dups = max(1, round(n_run * DUPLICATE_SHARE)) if auth_servers > 1 and n_run else 0
         n_bad = min(malformed_lines, n_run)
         gev.select_extras(con, shape, n_dups, n_bad)
+        _build_bad(con, shape, render)
         rows = n_run + n_noise + n_dups + n_bad
         say(f"{aws_instances + azure_vms} instances, {n_run} run events, {n_noise} noise events")
         out.mkdir(parents=True, exist_ok=True)
-        log_files, nbytes = writer(con, shape, out, rows, say)
+        log_files, nbytes = writer(con, shape, render, out, rows, say)
         states = gst.instance_states(con)
         by_type = _counts(con)
     finally:
         con.close()
-    nodes = gst.nodes_json(states, seed, shape.end_ns)
+    nodes, n_nodes = gst.nodes_json(states, seed, shape.end_ns)
     tasks = gst.user_tasks_json(states, seed, shape.end_ns, plan.azure_tenant_id,
                                 plan.azure_client_id)
-    _write_json(out / "nodes.json", nodes)
-    _write_json(out / "user_tasks.json", tasks)
+    _write_text(out / "nodes.json", nodes)
+    _write_text(out / "user_tasks.json", gst.dumps_indent(tasks) + "\n")
     say(f"done: {rows} events, {nbytes} bytes")
     return FleetSummary(
         out_dir=str(out), seed=seed, window_start=end.astimezone(UTC) - timedelta(days=days),
@@ -221,7 +262,7 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
         bytes_written=nbytes, aws_instances=aws_instances, azure_vms=azure_vms,
         instances_with_events=sum(1 for r in states if r["n_events"]),
         failing_instances=sum(1 for r in states if r["last_failed"]),
-        online_nodes=len(nodes) - len(gst.NON_CLOUD), non_cloud_nodes=len(gst.NON_CLOUD),
+        online_nodes=n_nodes - len(gst.NON_CLOUD), non_cloud_nodes=len(gst.NON_CLOUD),
         user_tasks=len(tasks), files_written=len(log_files) + 2, log_files=log_files)
 
 

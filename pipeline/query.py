@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.report.rows import NodeRow, RunResult
+from pipeline.report.rows import NodeRow, rows_from_columns, run_results
 from pipeline.store import Store
 from pipeline.store.layout import DATASETS
 
@@ -54,12 +54,24 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
         con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
         hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
         options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
-        con.execute(
-            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-            f"getvariable('{name}_files'), union_by_name = true{options})"
-        )
+        files = f"getvariable('{name}_files')"
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                    f"{files}, union_by_name = true{options})")
+        if "event_date" in dict(ds.partition):
+            con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day) AS TABLE "
+                        f"SELECT * FROM read_parquet({_days_filter(files)}, union_by_name = true"
+                        f"{options})")
     for path in sql_files():
         con.execute(path.read_text())
+
+
+def _days_filter(files: str) -> str:
+    """SQL keeping, of the list `files`, the schema file (first) and days [first_day, last_day]."""
+    # by the `event_date=` folder, before binding: union_by_name reads the footer of every file
+    # listed, which grows with the history. A file without that folder is kept.
+    day = r"regexp_extract(f, '[/\\]event_date=([0-9-]+)[/\\]', 1)"
+    return (f"list_filter({files}, lambda f, i: i = 1 OR coalesce(nullif({day}, '') BETWEEN"
+            " strftime(first_day, '%Y-%m-%d') AND strftime(last_day, '%Y-%m-%d'), true))")
 
 
 def nodes_report(
@@ -72,39 +84,26 @@ def nodes_report(
     """The report rows for the half-open window [start, end), in tctl's order.
 
     Times are aware datetimes or integer nanoseconds since the epoch (UTC)."""
-    cur = con.execute(
-        "SELECT cloud, instance_key, region, is_online, epoch_ns(expiry), has_run,"
-        " epoch_ns(run_time), exit_code, stdout, stderr, api_error, is_failure,"
-        " user_task_id, user_task_issue, instance_id, account_id, vm_id, vm_name,"
-        " resource_group, resource_id"
-        " FROM discovery_nodes(make_timestamp_ns($1), make_timestamp_ns($2), $3, $4)",
-        [to_ns(start), to_ns(end), list(clouds), failures_only],
-    )
-    return [_row(r) for r in cur.fetchall()]
+    table = con.sql(_NODES_SQL, params=[to_ns(start), to_ns(end), list(clouds), failures_only]
+                    ).to_arrow_table()
+    c = {name: table.column(name).to_pylist() for name in table.column_names}
+    c["run"] = run_results(c["has_run"], c["run_ns"], c["exit_code"], c["stdout"], c["stderr"],
+                           c["api_error"], c["is_failure"])
+    return rows_from_columns(c)
 
 
-def _row(r: tuple) -> NodeRow:
-    from pipeline.report.rows import combine_output
-
-    (cloud, key, region, online, expiry, has_run, run_ns, exit_code, stdout, stderr, api_error,
-     is_failure, task_id, task_issue, instance_id, account_id, vm_id, vm_name, rg, rid) = r
-    run = (
-        RunResult(
-            time_ns=run_ns,
-            exit_code=exit_code,
-            output=combine_output(stdout or "", stderr or ""),
-            api_error=api_error or "",
-            is_failure=bool(is_failure),
-        )
-        if has_run
-        else None
-    )
-    return NodeRow(
-        cloud=cloud, key=key, region=region or "", is_online=bool(online), expiry_ns=expiry,
-        run=run, user_task_id=task_id, user_task_issue=task_issue,
-        instance_id=instance_id or "", account_id=account_id or "", vm_id=vm_id or "",
-        vm_name=vm_name or "", resource_group=rg or "", resource_id=rid or "",
-    )
+# column-wise (Arrow) into NodeRow fields: '' for absent text, as NodeRow's defaults
+_NODES_SQL = (
+    "SELECT cloud, instance_key AS key, coalesce(region, '') AS region, is_online,"
+    " epoch_ns(expiry) AS expiry_ns, coalesce(has_run, false) AS has_run,"
+    " epoch_ns(run_time) AS run_ns, exit_code, coalesce(stdout, '') AS stdout,"
+    " coalesce(stderr, '') AS stderr, coalesce(api_error, '') AS api_error,"
+    " coalesce(is_failure, false) AS is_failure, user_task_id, user_task_issue,"
+    " coalesce(instance_id, '') AS instance_id, coalesce(account_id, '') AS account_id,"
+    " coalesce(vm_id, '') AS vm_id, coalesce(vm_name, '') AS vm_name,"
+    " coalesce(resource_group, '') AS resource_group, coalesce(resource_id, '') AS resource_id"
+    " FROM discovery_nodes(make_timestamp_ns($1), make_timestamp_ns($2), $3, $4)"
+)
 
 
 def to_ns(t: datetime | int) -> int:

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.gen.events import Shape, lines_query
 from pipeline.gen.plan import DAY, NS
+from pipeline.gen.render import Renderer
+from pipeline.gen.writer import PIECE_ROWS, per_file
 
 SCHEMA = pa.schema([("uid", pa.string()), ("session_id", pa.string()),
                     ("event_type", pa.string()), ("event_time", pa.timestamp("ms", tz="UTC")),
                     ("user", pa.string()), ("event_data", pa.string())])
+_OPTIONS = {"compression": "snappy", "use_dictionary": ["session_id", "event_type", "user"],
+            "write_statistics": ["uid", "session_id", "event_type", "event_time", "user"]}
 
 
 def uuid7(ms: int, rng: random.Random) -> str:
@@ -32,31 +35,29 @@ def uuid7(ms: int, rng: random.Random) -> str:
     return str(uuid.UUID(int=value))
 
 
-def _day_query(s: Shape, lo: int, hi: int) -> str:
-    return f"""
-    SELECT file_idx, uid::VARCHAR AS uid,
-           coalesce(json_extract_string(line, '$.sid'), '') AS session_id,
-           json_extract_string(line, '$.event') AS event_type,
-           make_timestamp(ts // 1000000 * 1000)::TIMESTAMP_MS AS event_time,
-           coalesce(json_extract_string(line, '$.user'), '') AS "user", line AS event_data
-    FROM ({lines_query(s, lo, hi, newline=False)})"""
+def _columns(render: Renderer, batch: pa.RecordBatch) -> pa.Table:
+    ms = pc.divide(batch["ts"], 1_000_000).cast(pa.timestamp("ms", tz="UTC"))
+    return pa.Table.from_arrays(
+        [batch["uid"], batch["session_id"], batch["event_type"], ms, batch["user"],
+         render.lines(batch)], schema=SCHEMA)
 
 
-def write_athena(con: duckdb.DuckDBPyConnection, s: Shape, prefix: Path, seed: int) -> list[Path]:
-    """Write every day's events under `prefix`; return the files in (day, server) order."""
-    written = []
-    for day in range(s.n_days):
-        lo = s.day0_ns + day * DAY
-        table = con.sql(_day_query(s, lo, lo + DAY)).to_arrow_table()
+def write_athena(chunks: Iterable[pa.Table], render: Renderer, prefix: Path, seed: int,
+                 n_days: int, tick: Callable[[int], None] | None = None) -> list[Path]:
+    """Write one Parquet file per (day, server) under `prefix` from `rows_query(athena=True)`
+    chunks of whole days; return the files in (day, server) order."""
+
+    def task(idx: int, rows: pa.Table) -> tuple[int, int, Path]:
+        server, day = divmod(idx, n_days)
+        flushed = rows["ts"][-1].as_py() // 1_000_000  # the last event of the day's batch
+        lo = render.day0_ns + day * DAY
         folder = prefix / datetime.fromtimestamp(lo // NS, UTC).strftime("%Y-%m-%d")
-        for server in range(s.servers):
-            part = table.filter(pc.equal(table["file_idx"], server * s.n_days + day))
-            if not part.num_rows:
-                continue
-            part = part.drop_columns(["file_idx"]).cast(SCHEMA)
-            flushed = pc.max(part["event_time"]).cast(pa.int64()).as_py()
-            name = uuid7(flushed + 1000, random.Random(f"athena:{seed}:{day}:{server}"))
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, folder / f"{name}.parquet", compression="snappy")
-            written.append(folder / f"{name}.parquet")
-    return written
+        folder.mkdir(parents=True, exist_ok=True)
+        name = uuid7(flushed + 1000, random.Random(f"athena:{seed}:{day}:{server}"))
+        path = folder / f"{name}.parquet"
+        with pq.ParquetWriter(path, SCHEMA, **_OPTIONS) as w:
+            for batch in rows.to_batches(max_chunksize=PIECE_ROWS):
+                w.write_table(_columns(render, batch))
+        return day, server, path
+
+    return [path for *_, path in sorted(per_file(chunks, task, tick))]

@@ -1,10 +1,11 @@
-"""The SQL stage: expand planned episodes into audit events and render them as JSON lines.
+"""The SQL stage: expand planned episodes into audit events, one narrow row per line.
 
 All per-event randomness is `hash(seed, ids…, salt)` inside DuckDB, so the expansion is
 vectorised and deterministic. Tables created on the connection: `att` (install runs), `ev`
-(run events), `txt` (JSON-escaped outputs per instance and outcome), `dsel`/`msel` (events
-to duplicate / to malform). `lines_query` returns (file_idx, line, ts, uid) rows in file
-order; it also reads `noise` (other event types, see `pipeline.gen.noise`).
+(run events), `dsel`/`msel` (events to duplicate / to malform), `bad` (the malformed lines).
+`rows_query` returns the lines of a time span in file order as template ids plus per-event
+values (`pipeline.gen.templates` has the templates, `pipeline.gen.render` assembles the
+text); it also reads `noise` (other event types, see `pipeline.gen.noise`).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def build_attempts(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
 
 def build_events(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
     """`ev`: run events in the window (incl. the extra first-step event of some SSM runs),
-    with ids, auth server and failure flag; `txt`: their outputs, filled and JSON-escaped."""
+    with ids, auth server and failure flag."""
     con.execute(f"""
     CREATE OR REPLACE TABLE ev AS
     WITH a AS (SELECT *, 0 AS step FROM att WHERE ts >= {s.start_ns} AND ts < {s.end_ns}),
@@ -118,16 +119,6 @@ def build_events(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
            {s.uuid('inst, ep, k, run, step', 'uid')} AS uid,
            {s.pick('inst, ep, k, run, step', 'srv', s.servers)} AS server
     FROM u JOIN outcomes o USING (kind)
-    """)
-    args = ("i.os_id, i.platform_version, i.pkg, CAST(200 + "
-            + s.pick("i.inst", "free", 1000) + " AS VARCHAR), i.vm_name, i.resource_id, i.key")
-    con.execute(f"""
-    CREATE OR REPLACE TABLE txt AS
-    SELECT inst, kind,
-           to_json(fill(o.stdout, {args}))::VARCHAR AS out_j,
-           to_json(fill(o.stderr, {args}))::VARCHAR AS err_j,
-           to_json(fill(o.api_error, {args}))::VARCHAR AS api_j
-    FROM (SELECT DISTINCT inst, kind FROM ev) JOIN inst i USING (inst) JOIN outcomes o USING (kind)
     """)
 
 
@@ -164,94 +155,71 @@ def obj(fields: list[tuple[str, str, str]]) -> str:
     return "concat(" + ", ".join(merged) + ")"
 
 
-def _envelope(event: str, code: str) -> list[tuple[str, str, str]]:
-    return [("ei", "0", "j"), ("event", event, "s"), ("uid", "e.uid::VARCHAR", "s"),
-            ("code", code, "s"), ("time", "ts_str(e.ts)", "s"), ("cluster_name", cat.CLUSTER, "c")]
-
-
-def _run_line(s: Shape) -> str:
-    """SQL rendering one run event (e = ev row, i = inst, o = outcomes, t = txt) as JSON."""
-    status = ("split_part(o.statuses, '|', 1 + "
-              + s.pick("e.uid", "st", "len(string_split(o.statuses, '|'))") + ")")
-    pid = f"CAST(1000 + {s.pick('e.uid', 'pid', 60000)} AS VARCHAR)"
-
-    def per_event(col: str) -> str:  # the only per-event placeholders: {pid}, {cmd}
-        return (f"CASE WHEN strpos({col}, '{{') = 0 THEN {col}"
-                f" ELSE replace(replace({col}, '{{pid}}', {pid}), '{{cmd}}', cmd) END")
-
-    def unless_legacy(sql: str) -> str:  # old events predate these fields: present but empty
-        return f"CASE WHEN o.kind = 'aws_legacy' THEN '' ELSE {sql} END"
-
-    url = ("concat('https://', i.region, '.console.aws.amazon.com/systems-manager/run-command/',"
-           " cmd, '/', i.key)")
-    aws = obj(_envelope("'ssm.run'", "o.code") + [
-        ("command_id", "cmd", "s"), ("instance_id", "i.key", "s"),
-        ("exit_code", "o.exit_code::VARCHAR", "j"), ("status", status, "s"),
-        ("account_id", "i.account", "s"), ("region", "i.region", "s"),
-        ("stdout", per_event("t.out_j"), "j"), ("stderr", per_event("t.err_j"), "j"),
-        ("invocation_url", unless_legacy(url), "s"),
-        ("platform_name", unless_legacy("i.platform_name"), "s"),
-        ("platform_type", unless_legacy("i.platform_type"), "s"),
-        ("platform_version", unless_legacy("i.platform_version"), "s")])
-    azure = obj(_envelope("'azure.run'", "o.code") + [
-        ("subscription_id", "i.account", "s"), ("resource_group", "i.resource_group", "s"),
-        ("resource_id", "i.resource_id", "s"), ("region", "i.region", "s"),
-        ("vm_id", "i.key", "s"), ("vm_name", "i.vm_name", "s"),
-        ("exit_code", "o.exit_code::VARCHAR", "j"), ("execution_state", "o.execution_state", "s"),
-        ("stdout", per_event("t.out_j"), "j"), ("stderr", per_event("t.err_j"), "j"),
-        ("api_error", "t.api_j", "?"), ("status", "to_json(o.az_status)::VARCHAR", "?")])
-    return f"CASE WHEN o.cloud = 'aws' THEN {aws} ELSE {azure} END"
-
-
-def _rendered(s: Shape, source: str) -> str:
-    """SELECT of (server, ts, uid, var, line) for run-event rows of `source` (ev columns)."""
-    return f"""
-      SELECT e.server, e.ts, e.uid, e.var, {_run_line(s)} AS line
-      FROM (SELECT *, command_id::VARCHAR AS cmd FROM {source}) e
-      JOIN inst i USING (inst) JOIN outcomes o USING (kind) JOIN txt t USING (inst, kind)"""
-
-
 def select_extras(con: duckdb.DuckDBPyConnection, s: Shape, n_dups: int, n_bad: int) -> None:
     """`dsel`: run events re-emitted into the next server's file; `msel`: sources of the
-    malformed lines (rn numbers them). Both chosen by seeded hash order, exact counts."""
+    malformed lines (rn numbers them, new_uid for the kind that gets a fresh uid). Both
+    chosen by seeded hash order, exact counts; `bad` (their lines) starts empty."""
     con.execute(f"""
     CREATE OR REPLACE TABLE dsel AS
       SELECT uid FROM ev ORDER BY hash({s.seed}, uid, 'dupsel'), uid LIMIT {n_dups};
     CREATE OR REPLACE TABLE msel AS
-      SELECT uid, row_number() OVER (ORDER BY hash({s.seed}, uid, 'mal'), uid) - 1 AS rn
+      SELECT uid, row_number() OVER (ORDER BY hash({s.seed}, uid, 'mal'), uid) - 1 AS rn,
+             {s.uuid('uid', 'bad')}::VARCHAR AS new_uid
       FROM ev ORDER BY hash({s.seed}, uid, 'mal'), uid LIMIT {n_bad};
+    CREATE OR REPLACE TABLE bad (uid UUID, line VARCHAR);
     """)
 
 
-def lines_query(s: Shape, lo_ns: int, hi_ns: int, newline: bool = True) -> str:
-    """SQL for (file_idx, line, ts, uid) of events with time in [lo_ns, hi_ns), in file order.
+SORT_KEYS = [("key", "ascending"), ("uid", "ascending"), ("var", "ascending")]
 
-    Rows: run events, their cross-server duplicates (`dsel`), malformed lines (`msel`), noise.
-    file_idx = server * n_days + day index. Within a file rows are ordered by time, uid, then
-    variant (a malformed line right after its source): a total order, so output is
-    byte-identical across runs. Malformed lines cycle: truncated JSON, a non-object JSON
-    value, an object without `time` (and with a fresh uid).
+
+def rows_query(s: Shape, lo_ns: int, hi_ns: int, lit: int, *, athena: bool = False,
+               only_bad_sources: bool = False) -> str:
+    """SQL for the lines with time in [lo_ns, hi_ns), one narrow row each, unordered.
+
+    Rows: run events (template `g` of `tpl`, per-event slot values uid, cmd, status, pid),
+    their cross-server duplicates (`dsel`), malformed lines (`bad`, var 1: right after their
+    source) and noise, the last two as literal `line`s with template `lit`. file_idx =
+    server * n_days + day index; file order is (key, uid, var), key = the file's day start
+    plus the time since (`SORT_KEYS`): a total order, so output is byte-identical across
+    runs. `athena` adds event_type, user and session_id; `only_bad_sources` gives just the
+    (unduplicated) sources of `msel`.
     """
-    bad = ("CASE m.rn % 3 WHEN 0 THEN substr(r.line, 1, length(r.line) // 2)"
-           " WHEN 1 THEN (['null', '[\"ssm.run\"]', '\"azure.run\"', '42'])[1 + (m.rn // 3) % 4]"
-           f" ELSE regexp_replace(replace(r.line, r.uid::VARCHAR, "
-           f"{s.uuid('r.uid', 'bad')}::VARCHAR), '\"time\":\"[^\"]*\",', '') END")
     span = f"ts >= {lo_ns} AND ts < {hi_ns}"
-    return f"""
-    WITH w AS (SELECT * FROM ev WHERE {span}),
-    evx AS (
+    status = ("CASE WHEN t.has_status THEN split_part(t.statuses, '|', 1 + "
+              + s.pick("e.uid", "st", "t.n_status") + ") ELSE '' END")
+    pid = f"CASE WHEN t.has_pid THEN CAST(1000 + {s.pick('e.uid', 'pid', 60000)} AS VARCHAR) END"
+    extra = ", event_type, \"user\", session_id" if athena else ""
+    if only_bad_sources:
+        evx = f"SELECT *, 0 AS var FROM ev SEMI JOIN msel USING (uid) WHERE {span}"
+        others = ""
+    else:
+        evx = f"""
       SELECT *, 0 AS var FROM w
       UNION ALL SELECT w.* REPLACE ((w.server + 1) % {s.servers} AS server), 0 AS var
-      FROM w SEMI JOIN dsel USING (uid)),
-    mev AS (SELECT *, 1 AS var FROM w SEMI JOIN msel USING (uid)),
-    runs AS ({_rendered(s, 'evx')}),
-    bad AS (
-      SELECT r.server, r.ts, r.uid, r.var, {bad} AS line
-      FROM ({_rendered(s, 'mev')}) r JOIN msel m USING (uid)),
+      FROM w SEMI JOIN dsel USING (uid)"""
+        others = f"""
+      UNION ALL
+      SELECT w.server, w.ts, w.uid, 1 AS var, {lit} AS g, '' AS cmd, '' AS status, '' AS pid,
+             b.line, CASE WHEN w.kind LIKE 'aws%' THEN 'ssm.run' ELSE 'azure.run' END,
+             '' AS "user", '' AS session_id
+      FROM w JOIN bad b USING (uid)
+      UNION ALL
+      SELECT server, ts, uid, 0 AS var, {lit} AS g, '', '', '', line, type, "user", session_id
+      FROM noise WHERE {span}"""
+    return f"""
+    WITH w AS (SELECT * FROM ev WHERE {span}),
+    evx AS ({evx}),
     al AS (
-      SELECT * FROM runs UNION ALL SELECT * FROM bad
-      UNION ALL SELECT server, ts, uid, 0 AS var, line FROM noise WHERE {span})
+      SELECT e.server, e.ts, e.uid, e.var, t.g,
+             CASE WHEN t.has_cmd THEN e.command_id::VARCHAR ELSE '' END AS cmd,
+             {status} AS status, coalesce({pid}, '') AS pid, '' AS line, t.event_type,
+             '' AS "user", '' AS session_id
+      FROM evx e JOIN tpl t USING (inst, kind){others})
     SELECT CAST(server * {s.n_days} + (ts - {s.day0_ns}) // {DAY} AS INTEGER) AS file_idx,
-           {"line || chr(10)" if newline else "line"} AS line, ts, uid
-    FROM al ORDER BY file_idx, ts, uid, var
+           server * {s.n_days * DAY} + (ts - {s.day0_ns}) AS key, CAST(var AS TINYINT) AS var,
+           g, uid::VARCHAR AS uid, ts, cmd, status, pid, line{extra}
+    FROM al
     """
+
+

@@ -1,7 +1,8 @@
 """Noise: audit events of other types (instance.join, session.start, user.login).
 
 Ingest must skip them by event type (some carry failure codes: TJ002E, T1000W). Rendered in
-DuckDB like the run events; `noise` has (type, ts, uid, server, line).
+DuckDB as whole lines (a small share of the lines); `noise` has (type, ts, uid, server, line,
+user, session_id), the last two as the Athena layout's columns take them from the event.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def build_noise(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -
     con.execute(f"""
     CREATE OR REPLACE TABLE noise AS
     SELECT type, ts, uid, server,
+      CASE WHEN type IN ('session.start', 'user.login') THEN usr ELSE '' END AS "user",
+      CASE WHEN type = 'session.start' THEN sid ELSE '' END AS session_id,
       CASE type WHEN 'instance.join' THEN {_join(s)}
                 WHEN 'session.start' THEN {_session(ip)}
                 ELSE {_login(ip)} END AS line

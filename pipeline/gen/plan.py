@@ -7,8 +7,9 @@ SQL stage expands each episode (first attempt time, attempt count, outcome kind)
 from __future__ import annotations
 
 import random
-import uuid
+from bisect import bisect
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import pyarrow as pa
 
@@ -45,10 +46,13 @@ class FleetPlan:
 
     def add(self, **row: object) -> int:
         """Append one instance row; return its index."""
-        idx = len(self.inst.get("inst", []))
-        self.inst.setdefault("inst", []).append(idx)
+        cols = self.inst
+        if not cols:
+            cols.update((name, []) for name in INST_SCHEMA.names)
+        idx = len(cols["inst"])
+        cols["inst"].append(idx)
         for k, v in row.items():
-            self.inst.setdefault(k, []).append(v)
+            cols[k].append(v)
         return idx
 
     def episode(self, idx: int, t0: int, n: int, kind: str) -> None:
@@ -69,12 +73,39 @@ def _hex(rng: random.Random, n: int) -> str:
     return f"{rng.getrandbits(4 * n):0{n}x}"
 
 
-def _guid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-def _pick(rng: random.Random, pairs: tuple[tuple[str, int], ...]) -> str:
-    return rng.choices([k for k, _ in pairs], weights=[w for _, w in pairs])[0]
+def guid(rng: random.Random) -> str:
+    """A UUID v4 string: str(uuid.UUID(int=rng.getrandbits(128), version=4)), faster."""
+    h = f"{rng.getrandbits(128) & _V4_CLEAR | _V4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class _Weighted:
+    """`rng.choices(population, weights)[0]` with the cumulative weights computed once (the
+    same draw: one `rng.random()` and the same bisection)."""
+
+    def __init__(self, population, weights) -> None:
+        self.population = tuple(population)
+        self.cum = list(accumulate(weights))
+        self.total = self.cum[-1] + 0.0
+        self.hi = len(self.population) - 1
+
+    def __call__(self, rng: random.Random):
+        return self.population[bisect(self.cum, rng.random() * self.total, 0, self.hi)]
+
+
+def _pairs(pairs: tuple[tuple[str, int], ...]) -> _Weighted:
+    return _Weighted([k for k, _ in pairs], [w for _, w in pairs])
+
+
+_AWS_FAIL = _pairs(cat.AWS_FAILURES)
+_AZURE_FAIL = _pairs(cat.AZURE_FAILURES)
+_ACCOUNT = _Weighted(range(len(cat.AWS_ACCOUNT_WEIGHTS)), cat.AWS_ACCOUNT_WEIGHTS)
+_REGION = _Weighted(cat.AWS_REGIONS, cat.AWS_REGION_WEIGHTS)
+_PLATFORM = _Weighted(cat.PLATFORMS, cat.PLATFORM_WEIGHTS)
 
 
 def _discovered_at(rng: random.Random, start: int, end: int) -> int:
@@ -85,9 +116,10 @@ def _discovered_at(rng: random.Random, start: int, end: int) -> int:
     return start + rng.randrange(max(span - 15 * 60 * NS, 1))
 
 
-def _episodes(plan: FleetPlan, rng: random.Random, idx: int, t0: int, fails, ok: str) -> None:
+def _episodes(plan: FleetPlan, rng: random.Random, idx: int, t0: int, fails: _Weighted,
+              ok: str) -> None:
     """Lifecycle mix: first-try success, fixed after retries, given up, days, relapse, stuck."""
-    kind = _pick(rng, fails)
+    kind = fails(rng)
     p = rng.random()
     if p < 0.76:
         plan.episode(idx, t0, 1, ok)
@@ -105,7 +137,7 @@ def _episodes(plan: FleetPlan, rng: random.Random, idx: int, t0: int, fails, ok:
         plan.episode(idx, t0, 1, ok)
         t1 = t0 + HOUR + rng.randrange(7 * DAY)
         n = rng.randint(6, 60)
-        plan.episode(idx, t1, n, _pick(rng, fails))
+        plan.episode(idx, t1, n, fails(rng))
         if rng.random() < 0.5:
             plan.episode(idx, t1 + n * RETRY_NS, 1, ok)
     else:  # stuck: retried until the end of the window
@@ -116,15 +148,15 @@ def _common(rng: random.Random) -> dict[str, object]:
     """Per-instance flags shared by both clouds."""
     u = rng.random()
     dup = rng.random() < 0.03
-    return {"host_id": _guid(rng), "pre_window": u < 0.05, "unsupported": False,
+    return {"host_id": guid(rng), "pre_window": u < 0.05, "unsupported": False,
             "dup": dup, "conflict": dup and rng.random() < 0.35,
             "offline": rng.random() < 0.03, "node_meta": rng.random() < 0.95}
 
 
 def _add_aws(plan: FleetPlan, rng: random.Random, vpcs: dict) -> None:
-    a = rng.choices(range(len(plan.aws_accounts)), weights=cat.AWS_ACCOUNT_WEIGHTS)[0]
-    region = rng.choices(cat.AWS_REGIONS, weights=cat.AWS_REGION_WEIGHTS)[0]
-    pf = rng.choices(cat.PLATFORMS, weights=cat.PLATFORM_WEIGHTS)[0]
+    a = _ACCOUNT(rng)
+    region = _REGION(rng)
+    pf = _PLATFORM(rng)
     iid = "i-" + _hex(rng, 17)
     ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
     row = _common(rng)
@@ -139,25 +171,25 @@ def _add_aws(plan: FleetPlan, rng: random.Random, vpcs: dict) -> None:
         vpc_id=vpcs.setdefault((a, region), "vpc-" + _hex(rng, 17)), **row)
     if not (row["pre_window"] or row["unsupported"]):
         t0 = _discovered_at(rng, plan.start_ns, plan.end_ns)
-        _episodes(plan, rng, idx, t0, cat.AWS_FAILURES, "aws_ok")
+        _episodes(plan, rng, idx, t0, _AWS_FAIL, "aws_ok")
 
 
 def _add_azure(plan: FleetPlan, rng: random.Random, groups: list) -> None:
     sub, rg, region = rng.choice(groups)
-    pf = rng.choices(cat.PLATFORMS, weights=cat.PLATFORM_WEIGHTS)[0]
+    pf = _PLATFORM(rng)
     vm = f"vm-{rg.lower().removeprefix('rg-')}-{_hex(rng, 5)}"
     rid = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute"
            f"/virtualMachines/{vm}")
     row = _common(rng)
     idx = plan.add(
-        cloud="azure", key=_guid(rng), account=sub, region=region, resource_group=rg,
+        cloud="azure", key=guid(rng), account=sub, region=region, resource_group=rg,
         vm_name=vm, resource_id=rid, integration=cat.AZURE_INTEGRATION, name=vm,
         platform_name=pf.name, platform_type=pf.type, platform_version=pf.version,
         os_id=pf.os_id, pkg=pf.pkg, hostname=vm, vpc_id="", **row,
         ip=f"10.{100 + rng.randrange(100)}.{rng.randrange(256)}.{rng.randrange(4, 255)}")
     if not row["pre_window"]:
         t0 = _discovered_at(rng, plan.start_ns, plan.end_ns)
-        _episodes(plan, rng, idx, t0, cat.AZURE_FAILURES, "az_ok")
+        _episodes(plan, rng, idx, t0, _AZURE_FAIL, "az_ok")
 
 
 def plan_fleet(seed: int, start_ns: int, end_ns: int, aws: int, azure: int) -> FleetPlan:
@@ -165,8 +197,8 @@ def plan_fleet(seed: int, start_ns: int, end_ns: int, aws: int, azure: int) -> F
     rng = random.Random(seed)
     accounts = ["0" + str(rng.randrange(10**10, 10**11))] + [
         str(rng.randrange(10**11, 10**12)) for _ in range(len(cat.AWS_INTEGRATIONS) - 1)]
-    subs = [_guid(rng) for _ in range(cat.AZURE_SUBSCRIPTIONS)]
-    plan = FleetPlan(start_ns, end_ns, accounts, subs, _guid(rng), _guid(rng))
+    subs = [guid(rng) for _ in range(cat.AZURE_SUBSCRIPTIONS)]
+    plan = FleetPlan(start_ns, end_ns, accounts, subs, guid(rng), guid(rng))
     groups = [(s, rg, rng.choice(cat.AZURE_REGIONS))
               for s in subs for rg in rng.sample(cat.AZURE_RESOURCE_GROUPS, 3)]
     vpcs: dict = {}

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from pipeline.gen import catalog as cat
-from pipeline.gen.plan import NS
+from pipeline.gen.plan import NS, guid
 
 ISSUE_BY_KIND = {o.kind: o.issue_type for o in cat.OUTCOMES}
 NON_CLOUD = (("bastion-01", "onprem"), ("build-runner-02", "ci"), ("onprem-db-01", "onprem"),
@@ -86,7 +86,7 @@ def is_online(r: dict) -> bool:
     return bool(r["pre_window"] or (r["last_main_kind"] or "").endswith("_ok"))
 
 
-def _labels(r: dict) -> dict[str, str]:
+def _labels(r: dict) -> list[tuple[str, str]]:
     if r["cloud"] == "aws":
         lab = {"teleport.dev/instance-id": r["key"], "teleport.dev/account-id": r["account"],
                "teleport.dev/discovered-name": r["name"], "aws/Name": r["name"],
@@ -96,26 +96,47 @@ def _labels(r: dict) -> dict[str, str]:
                "teleport.internal/subscription-id": r["account"],
                "teleport.internal/resource-group": r["resource_group"],
                "teleport.internal/region": r["region"], "azure/env": "prod"}
-    return dict(sorted(lab.items()))
+    return sorted(lab.items())
 
 
-def _node(rng: random.Random, end_ns: int, name: str, labels: dict, hostname: str, addr: str,
-          aws: dict | None = None) -> dict:
-    spec: dict = {"addr": addr, "hostname": hostname, "version": cat.TELEPORT_VERSION}
+_I2, _I3, _I4, _I5, _I6 = (" " * n for n in (8, 12, 16, 20, 24))
+
+
+def _items(pairs: list[tuple[str, str]], indent: str) -> str:
+    return ",\n".join(f"{indent}{_ENC(k)}: {_ENC(v)}" for k, v in pairs)
+
+
+def _node_text(name: str, labels: list[tuple[str, str]], expires: str, revision: str,
+               addr: str, hostname: str, aws: list[tuple[str, str]] | None) -> str:
+    """One node of nodes.json as `json.dumps(nodes, indent=4)` prints a list element."""
+    spec = [f'{_I3}"addr": {_ENC(addr)}', f'{_I3}"hostname": {_ENC(hostname)}',
+            f'{_I3}"version": {_ENC(cat.TELEPORT_VERSION)}']
     if not addr:
-        spec["use_tunnel"] = True
+        spec.append(f'{_I3}"use_tunnel": true')
     if aws:
-        spec["cloud_metadata"] = {"aws": aws}
-    expires = end_ns + 7 * 60 * NS + rng.randrange(3 * 60 * NS)
-    return {"kind": "node", "version": "v2",
-            "metadata": {"name": name, "labels": labels, "expires": rfc3339(expires),
-                         "revision": str(uuid.UUID(int=rng.getrandbits(128), version=4))},
-            "spec": spec}
+        spec.append(f'{_I3}"cloud_metadata": {{\n{_I4}"aws": {{\n{_items(aws, _I5)}\n'
+                    f"{_I4}}}\n{_I3}}}")
+    body = ",\n".join(spec)
+    return (f'    {{\n{_I2}"kind": "node",\n{_I2}"version": "v2",\n{_I2}"metadata": {{\n'
+            f'{_I3}"name": {_ENC(name)},\n{_I3}"labels": {{\n{_items(labels, _I4)}\n{_I3}}},\n'
+            f'{_I3}"expires": {_ENC(expires)},\n{_I3}"revision": {_ENC(revision)}\n{_I2}}},\n'
+            f'{_I2}"spec": {{\n{body}\n{_I2}}}\n    }}')
 
 
-def nodes_json(states: list[dict], seed: int, end_ns: int) -> list[dict]:
-    """Online cloud nodes plus a few non-cloud nodes, sorted by name (backend key order)."""
+def nodes_json(states: list[dict], seed: int, end_ns: int) -> tuple[str, int]:
+    """nodes.json text (`json.dumps(nodes, indent=4)` plus a newline) and the node count:
+    online cloud nodes plus a few non-cloud nodes, sorted by name (backend key order)."""
     rng = random.Random(f"nodes:{seed}")
+    times: dict[int, str] = {}
+
+    def node(name: str, labels: list, hostname: str, addr: str, aws: list | None) -> tuple:
+        expires = end_ns + 7 * 60 * NS + rng.randrange(3 * 60 * NS)
+        sec, frac = divmod(expires, NS)
+        if sec not in times:
+            times[sec] = rfc3339(sec * NS)[:-1]
+        stamp = times[sec] + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
+        return name, _node_text(name, labels, stamp, guid(rng), addr, hostname, aws)
+
     out = []
     for r in states:
         if not is_online(r):
@@ -125,15 +146,15 @@ def nodes_json(states: list[dict], seed: int, end_ns: int) -> list[dict]:
         if r["cloud"] == "aws":
             addr = r["ip"] + ":3022"
             if r["node_meta"]:
-                aws = {"account_id": r["account"], "instance_id": r["key"],
-                       "region": r["region"], "vpc_id": r["vpc_id"]}
+                aws = [("account_id", r["account"]), ("instance_id", r["key"]),
+                       ("region", r["region"]), ("vpc_id", r["vpc_id"])]
                 if r["integration"]:
-                    aws["integration"] = r["integration"]
-        out.append(_node(rng, end_ns, r["host_id"], _labels(r), r["hostname"], addr, aws))
+                    aws.append(("integration", r["integration"]))
+        out.append(node(r["host_id"], _labels(r), r["hostname"], addr, aws))
     for n, (host, env) in enumerate(NON_CLOUD):
-        out.append(_node(rng, end_ns, str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                         {"env": env}, host, f"192.168.10.{11 + n}:3022"))
-    return sorted(out, key=lambda n: n["metadata"]["name"])
+        out.append(node(guid(rng), [("env", env)], host, f"192.168.10.{11 + n}:3022", None))
+    out.sort(key=lambda x: x[0])
+    return "[\n" + ",\n".join(text for _, text in out) + "\n]\n", len(out)
 
 
 def _ec2_instance(r: dict, sync_ns: int) -> dict:

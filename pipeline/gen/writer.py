@@ -1,103 +1,101 @@
-"""Bulk writer for the Teleport file-log layout: `auth/<server>/<YYYY-MM-DD>.00:00:00.log`."""
+"""Bulk writers: files rendered in parallel, one task per output file, and the file-log layout
+`auth/<server>/<YYYY-MM-DD>.00:00:00.log`."""
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.gen.events import SORT_KEYS
+from pipeline.gen.render import Renderer
+
 LOG_SUFFIX = ".00:00:00.log"
 CURRENT_LINK = "events.log"
+PIECE_ROWS = 32_768  # rows rendered at once by a task (bounds memory, keeps buffers reused)
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 def log_paths(auth_dir: Path, servers: list[str], first_day: date, n_days: int) -> list[Path]:
-    """Paths indexed by file_idx = server * n_days + day (the order `lines_query` sorts by)."""
+    """Paths indexed by file_idx = server * n_days + day (the order `rows_query` sorts by)."""
     return [auth_dir / srv / f"{first_day + timedelta(days=d):%Y-%m-%d}{LOG_SUFFIX}"
             for srv in servers for d in range(n_days)]
 
 
-def _spans(batch: pa.RecordBatch):
-    """Yield (file_idx, data buffer, byte start, byte stop) for each run of equal file_idx."""
-    lines = batch.column(1)
-    if lines.type not in (pa.string(), pa.large_string()):
-        lines = lines.cast(pa.large_string())
-    offsets = memoryview(lines.buffers()[1]).cast("i" if lines.type == pa.string() else "q")
-    data = lines.buffers()[2]
-    ree = pc.run_end_encode(batch.column(0))
-    row = 0
+def file_runs(table: pa.Table) -> list[tuple[int, pa.Array]]:
+    """(file_idx, row indices in file order) for each file of a `rows_query` table."""
+    if not table.num_rows:
+        return []
+    perm = pc.sort_indices(table, sort_keys=SORT_KEYS)
+    ree = pc.run_end_encode(table["file_idx"].take(perm).combine_chunks())
+    out, row = [], 0
     for idx, end in zip(ree.values.to_pylist(), ree.run_ends.to_pylist(), strict=True):
-        yield idx, data, offsets[lines.offset + row], offsets[lines.offset + end]
+        out.append((idx, perm.slice(row, end - row)))
         row = end
+    return out
 
 
-def prefetch(items: Iterable, depth: int = 2) -> Iterator:
-    """Iterate `items` in a background thread, up to `depth` ahead (DuckDB releases the GIL,
-    so the next chunk is computed while this thread writes the current one). Closing the
-    iterator early stops and joins the producer; its exceptions re-raise here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+def per_file(chunks: Iterable[pa.Table], task: Callable[[int, pa.Table], object],
+             tick: Callable[[int], None] | None = None) -> list:
+    """Run `task(file_idx, rows)` in a thread pool for every file of every chunk (`rows` in
+    file order, taken by the task's thread); return the results in submission order. Chunks
+    hold whole files (no file spans two chunks); the next chunk is fetched while the tasks
+    of this one run (at most two chunks in flight); `tick(rows)` when a chunk is done."""
+    results: list[Future] = []
+    pending: tuple[list[Future], int] | None = None
 
-    def put(entry: tuple) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def settle(futures: list[Future], rows: int) -> None:
+        for f in futures:
+            f.result()
+        if tick:
+            tick(rows)
 
-    def run() -> None:
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="generate") as pool:
         try:
-            for item in items:
-                if not put((item, None)):
-                    return
-        except BaseException as exc:  # handed over to the consumer
-            put((None, exc))
-            return
-        put((done, None))
-
-    producer = threading.Thread(target=run, name="generate-prefetch", daemon=True)
-    producer.start()
-    try:
-        while True:
-            item, exc = q.get()
-            if exc is not None:
-                raise exc
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        producer.join()
+            for table in chunks:
+                futures = [pool.submit(lambda i, p, t=table: task(i, t.take(p)), idx, perm)
+                           for idx, perm in file_runs(table)]
+                results += futures
+                if pending:
+                    settle(*pending)
+                pending = (futures, table.num_rows)
+            if pending:
+                settle(*pending)
+        except BaseException:
+            for f in results:
+                f.cancel()
+            raise
+    return [f.result() for f in results]
 
 
-def write_logs(batches: Iterable[pa.RecordBatch], paths: list[Path],
+def write_logs(chunks: Iterable[pa.Table], render: Renderer, paths: list[Path],
                tick: Callable[[int], None] | None = None) -> int:
-    """Create every file in `paths` (empty if it gets no line), then append the batches' lines.
+    """Create every file in `paths` (empty if it gets no line), then write each file's lines.
 
-    Batches hold (file_idx, line) rows; across all batches each file's rows are contiguous and
-    in order (a file's rows may span batches). Lines carry their newline. Returns the number of
-    bytes written; `tick(rows)` is called after each batch.
+    Chunks hold `rows_query` rows of whole days (so whole files), sorted by file_idx. Lines
+    end with a newline. Returns the number of bytes written; `tick(rows)` after each chunk.
     """
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"")
-    total = 0
-    for batch in batches:
-        for idx, data, start, stop in _spans(batch):
-            with open(paths[idx], "ab") as f:
-                f.write(memoryview(data)[start:stop])
-            total += stop - start
-        if tick:
-            tick(batch.num_rows)
-    return total
+
+    def task(idx: int, rows: pa.Table) -> int:
+        total = 0
+        with open(paths[idx], "wb") as f:
+            for batch in rows.to_batches(max_chunksize=PIECE_ROWS):
+                lines = render.lines(batch, newline=True)
+                offsets = memoryview(lines.buffers()[1]).cast("i")
+                lo, hi = offsets[lines.offset], offsets[lines.offset + len(lines)]
+                f.write(memoryview(lines.buffers()[2])[lo:hi])
+                total += hi - lo
+        return total
+
+    return sum(per_file(chunks, task, tick))
 
 
 def link_current(server_dir: Path) -> Path:

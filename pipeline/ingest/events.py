@@ -1,16 +1,15 @@
 """Ingest audit events into the store: stream, validate in bulk, dedup on uid, commit atomically.
 
-Pass 1 streams every source through the bulk validator (`stage.stage_sql`) in chunks and writes
-the verdicts to scratch Parquet. Pass 2 judges each uid against the input and the store (narrow
-columns only). Pass 3 writes the fresh rows into the store's partitions; one manifest commit
-publishes them with the quarantine and the ingest log.
+Pass 1 (`staging`) runs every line through the bulk validator (`stage.stage_sql`) and writes the
+verdicts and typed fields to scratch Parquet. Pass 2 judges each uid against the input and the
+store (narrow columns only). Pass 3 writes the fresh rows into the store's partitions, a bounded
+batch of partitions per statement; one manifest commit publishes them with the quarantine and
+the ingest log.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -18,17 +17,16 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import models
+from pipeline.ingest import staging
 from pipeline.ingest.dedup import judge
-from pipeline.ingest.stage import run_stage
 from pipeline.ingest.write import sql_str, write_dataset, write_table
-from pipeline.sources import LINE_SCHEMA
 from pipeline.sources.base import Source, resolve
 from pipeline.store import Store
 from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
 from pipeline.store.manifest import Writer
 
 Progress = Callable[[str, int], None]
-CHUNK_BYTES = 32 * 1024 * 1024  # lines validated per DuckDB statement (bounded memory)
+BATCH_ROWS = 262_144  # pass 3: rows per partitioned COPY (its buffers stay small)
 
 
 @dataclass
@@ -80,8 +78,9 @@ def ingest_events(
         con = scratch_connection(w)
         store.register(con)
         try:
-            _stage(con, w, files, summary, progress)
-            _define_staged(con, w, window)
+            staged = staging.stage_all(con, w, files, progress)
+            summary.read = staged.read
+            staging.define_staged(con, staged, window)
             for ds, kind in ((RUNS, "run"), (JOINS, "join")):
                 v = judge(con, store, w, ds, kind)
                 summary.duplicates += v.duplicates
@@ -89,9 +88,9 @@ def ingest_events(
                 summary.stored += v.fresh
                 setattr(summary, f"{kind}s", v.fresh)
                 if v.fresh:
-                    summary.files_added += write_dataset(con, w, ds, _fresh_rows(ds, kind, w))
+                    summary.files_added += _write_fresh(con, w, ds, kind)
             summary.skipped = _count(con, "kind IN ('skip', 'blank')")
-            summary.quarantined = _store_quarantine(con, w, store, summary)
+            summary.quarantined = _store_quarantine(con, w, store, summary, files)
             if w.changed:
                 log_ingest(con, w, summary, "events")
             w.commit()
@@ -109,78 +108,6 @@ def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
     con.execute("SET partitioned_write_flush_threshold = 32768")
     con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
     return con
-
-
-def _chunks(files: list[Source], summary: IngestSummary, progress) -> Iterator[pa.Table]:
-    batches, size = [], 0
-    for f in files:
-        for batch in f.batches():
-            summary.read += batch.num_rows
-            if progress:
-                progress(f.name, batch.num_rows)
-            batches.append(batch)
-            size += batch.nbytes
-            if size >= CHUNK_BYTES:
-                yield pa.Table.from_batches(batches)
-                batches, size = [], 0
-    if batches:
-        yield pa.Table.from_batches(batches)
-
-
-def _stage(con, w: Writer, files, summary: IngestSummary, progress) -> None:
-    """Pass 1: every line's verdict and typed fields, to scratch Parquet, chunk by chunk."""
-    out = w.scratch("staged")
-    out.mkdir(parents=True, exist_ok=True)
-    chunks = _chunks(files, summary, progress)
-    first = next(chunks, None)
-    if first is None:  # nothing read: one empty file keeps the schema
-        first = LINE_SCHEMA.empty_table()
-    options = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
-    for n, chunk in enumerate(itertools.chain([first], chunks)):
-        target = sql_str(out / f"part-{n}.parquet")
-        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {options}"))
-
-
-def _define_staged(con, w: Writer, window: tuple[datetime, datetime] | None) -> None:
-    """View `staged`: pass-1 rows with derived uids and the window applied."""
-    # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?)
-    parts = sorted(str(p) for p in w.scratch("staged").glob("*.parquet"))
-    con.execute("SET VARIABLE staged_files = $1", [parts])
-    files = "getvariable('staged_files')"
-    missing = con.execute(
-        f"SELECT source, line_no, raw FROM read_parquet({files}) "
-        "WHERE kind IN ('run', 'join') AND uid = ''"
-    ).fetchall()
-    con.register("uid_fix", pa.table({
-        "source": pa.array([m[0] for m in missing], pa.string()),
-        "line_no": pa.array([m[1] for m in missing], pa.int64()),
-        "fixed_uid": [_derived_uid(m[2]) for m in missing],
-    }))
-    in_window = "true"
-    if window is not None:
-        lo, hi = (models.parse_time_ns(_rfc3339(t)) for t in window)
-        in_window = f"time >= make_timestamp_ns({lo}) AND time < make_timestamp_ns({hi})"
-    con.execute(
-        f"""CREATE OR REPLACE VIEW staged AS
-        SELECT s.* REPLACE (
-            CASE WHEN s.kind IN ('run', 'join') AND NOT ({in_window}) THEN 'skip' ELSE s.kind END
-                AS kind,
-            coalesce(f.fixed_uid, s.uid) AS uid)
-        FROM read_parquet({files}) s LEFT JOIN uid_fix f USING (source, line_no)"""
-    )
-
-
-def _derived_uid(raw: str) -> str:
-    """`models.derived_uid` of an event without uid; of its text when DuckDB reads it but
-    Python's json cannot (a trailing comma, nesting deeper than the recursion limit)."""
-    try:
-        return models.derived_uid(json.loads(raw))
-    except (ValueError, RecursionError):
-        return models.derived_uid(raw)  # a JSON string: cannot equal an object's canonical form
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _count(con, where: str) -> int:
@@ -201,20 +128,9 @@ def derived(column: str) -> str:
     return _DERIVED.get(column, column)
 
 
-def extra_keys(kind: str) -> str:
-    """`extra` over `staged`: the event's keys the `kind` models do not define, as a JSON
-    object; NULL when there are none (almost always)."""
-    fields = sorted({f for ev, m in models.MODELS.items()
-                     if (ev == models.INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
-    unknown = f"list_filter(json_keys(raw), lambda k: NOT list_contains({fields}, k))"
-    value = "json_extract(raw, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
-    return (f"CASE WHEN len({unknown}) > 0 THEN CAST(to_json(map_from_entries(list_transform("
-            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
-
-
 def _fresh_rows(ds, kind: str, w: Writer) -> str:
-    special = {"ingest_id": f"'{w.ingest_id}'", "extra": extra_keys(kind)}
-    cols = ", ".join(f"{special.get(c) or derived(c)} AS {c}" for c, _ in ds.columns + ds.partition)
+    cols = ", ".join(f"{chr(39) + w.ingest_id + chr(39) if c == 'ingest_id' else derived(c)} AS {c}"
+                     for c, _ in ds.columns + ds.partition)
     # anti-join the (usually few) rows that are not fresh: cheaper than joining the fresh ones
     return (
         f"SELECT {cols} FROM staged ANTI JOIN (SELECT source, line_no FROM verdict_{kind} "
@@ -222,7 +138,24 @@ def _fresh_rows(ds, kind: str, w: Writer) -> str:
     )
 
 
-def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary) -> int:
+def _write_fresh(con, w: Writer, ds, kind: str) -> int:
+    """Pass 3: the fresh rows into their partitions, a run of whole days of about BATCH_ROWS
+    rows per statement (a partitioned COPY keeps a buffer per open partition: bounded by the
+    batch; staged row groups of other days are skipped by their statistics)."""
+    days = con.execute(
+        "SELECT event_date, count(*) FROM ranked GROUP BY 1 ORDER BY 1").fetchall()
+    files, first, rows = 0, None, 0
+    for i, (day, n) in enumerate(days):
+        first = first or day
+        rows += n
+        if rows >= BATCH_ROWS or i == len(days) - 1:
+            where = f"{derived('event_date')} BETWEEN DATE '{first}' AND DATE '{day}'"
+            files += write_dataset(con, w, ds, f"{_fresh_rows(ds, kind, w)} AND {where}")
+            first, rows = None, 0
+    return files
+
+
+def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, files) -> int:
     """Quarantine rejected lines and uid conflicts (reason explained by the models);
     a line already quarantined by an earlier ingest of the same input is not stored again."""
     rows = con.execute(
@@ -234,6 +167,10 @@ def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary) -> i
     ).fetchall()
     if not rows:
         return 0
+    missing = {(r[0], r[1]) for r in rows if r[3] is None and r[2].startswith("uid ")}
+    if missing:  # pass 1 did not keep these lines' text: read them again
+        found = staging.raw_lines(con, files, missing)
+        rows = [(r[0], r[1], r[2], found.get((r[0], r[1]), r[3])) for r in rows]
     now = datetime.now(UTC).replace(tzinfo=None)
     con.register("q_items", pa.table({
         "ingest_id": [w.ingest_id] * len(rows),

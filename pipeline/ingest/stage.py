@@ -100,6 +100,18 @@ def run_stage(con, batch: pa.Table, sink) -> None:
         con.unregister("batch_lines")
 
 
+def extra_sql(kind: str, line: str) -> str:
+    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line`: its keys the
+    models of that kind do not define, as a JSON object; NULL when there are none (almost
+    always)."""
+    fields = sorted({f for ev, m in models.MODELS.items()
+                     if (ev == INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+    unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
+    value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+    return (f"CASE WHEN len({unknown}) > 0 THEN CAST(to_json(map_from_entries(list_transform("
+            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
+
+
 def _utf8_or_none(b: bytes | None) -> str | None:
     try:
         return None if b is None else b.decode("utf-8")
@@ -108,15 +120,19 @@ def _utf8_or_none(b: bytes | None) -> str | None:
 
 
 @functools.cache
-def stage_sql(safe: bool = False, source: str = "batch_lines") -> str:
+def stage_sql(safe: bool = False, source: str = "batch_lines", raw_bytes: str = "line",
+              keep_raw: bool = True) -> str:
     """SQL over the registered Arrow table `batch_lines` (LINE_SCHEMA plus `l` from
-    `decode_lines`) giving one staged row per line: its verdict (`kind`: run | join | skip |
-    blank | quarantine), reason, typed fields. The fast form fails on a batch holding a line
-    that is not a JSON object; `stage_batch_sql` then sends only such lines to the `safe` form
-    (a slower per-row `try`).
+    `decode_lines`), or any `source` relation with those columns, giving one staged row per
+    line: its verdict (`kind`: run | join | skip | blank | quarantine), reason, typed fields,
+    `extra` (the keys the models do not define). The fast form fails on a batch holding a line
+    that is not a JSON object; `run_stage` then sends only such lines to the `safe` form (a
+    per-row `try` where a vector fails).
 
-    One JSON parse per line (from_json into a struct); text fields read as VARCHAR (any JSON
-    value becomes its text), integers and objects checked as the models check them."""
+    `raw_bytes` is the expression of a rejected line's bytes; `raw` (the text) is kept for every
+    accepted line with `keep_raw`, else only where the uid is missing (it is derived from it).
+    One JSON parse per line (from_json into a struct) plus one for `extra`; text fields read as
+    VARCHAR (any JSON value becomes its text), integers and objects checked as the models do."""
     fields = {**_field_kinds(models.SSMRun), **_field_kinds(models.AzureRun)}
     fields.update(_field_kinds(models.InstanceJoin))
     struct = "{" + ", ".join(
@@ -170,24 +186,27 @@ WITH b AS (
 {verdict}
         END AS reason
     FROM t
-)
-SELECT
-    source, line_no,
-    CASE
+), k AS (
+    SELECT *, CASE
         WHEN reason IS NOT NULL THEN 'quarantine'
         WHEN j IS NULL THEN 'blank'
         WHEN ev IN ({_q(SSM_RUN)}, {_q(AZURE_RUN)}) THEN 'run'
         WHEN ev = {_q(INSTANCE_JOIN)} THEN 'join'
         ELSE 'skip'
-    END AS kind,
-    reason,
-    CASE WHEN reason IS NOT NULL THEN line END AS raw_bytes,
-    CASE WHEN reason IS NULL THEN l END AS raw,
+    END AS kind
+    FROM v
+)
+SELECT
+    source, line_no, kind, reason,
+    CASE WHEN reason IS NOT NULL THEN {raw_bytes} END AS raw_bytes,
+    CASE WHEN reason IS NULL {"" if keep_raw else "AND coalesce(j.uid, '') = '' "}THEN l END AS raw,
+    CASE kind WHEN 'run' THEN {extra_sql("run", "l")} WHEN 'join' THEN {extra_sql("join", "l")} END
+        AS extra,
     ev AS event,
     ts AS time,
     j.time AS time_text,
     CAST(j.attributes AS VARCHAR) AS attributes,
     {ints},
     {texts}
-FROM v
+FROM k
 """

@@ -1,0 +1,212 @@
+"""Pass 1 of an ingest: every input line's verdict and typed fields, staged to scratch Parquet.
+
+Plain local files are read by DuckDB itself (`sources.duck`: parallel, in order) and staged one
+group per statement; every other source (gzip, Parquet, URLs, DynamoDB, a file DuckDB refuses)
+streams through Arrow in bounded chunks. Both give the same staged rows (`stage.stage_sql`); the
+`staged` view numbers the DuckDB-read lines from their position in the staged file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import models
+from pipeline.ingest.stage import run_stage, stage_sql
+from pipeline.ingest.write import sql_str
+from pipeline.sources import LINE_SCHEMA, duck
+from pipeline.sources.base import Source
+from pipeline.store.manifest import Writer
+
+Progress = Callable[[str, int], None]
+CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
+GROUP_BYTES = 512 * 1024 * 1024  # DuckDB path: input bytes per statement
+_PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
+
+
+@dataclass
+class Staged:
+    """What pass 1 wrote: the part files, and for DuckDB-read parts where each source's rows
+    start (row index in the part; its line 1)."""
+
+    parts: list[str] = field(default_factory=list)
+    starts: list[tuple[str, str, int]] = field(default_factory=list)  # (part, source, row)
+    read: int = 0
+
+
+def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) -> Staged:
+    """Stage every line of `files` into the writer's scratch folder."""
+    out = w.scratch("staged")
+    out.mkdir(parents=True, exist_ok=True)
+    staged = Staged()
+    seq = itertools.count()
+    expected = {id(f): duck.plain_lines(f) for f in files}
+    fast = [f for f in files if expected[id(f)] is not None]
+    slow = [f for f in files if expected[id(f)] is None]
+    for group in _groups(fast):
+        slow += _stage_group(con, out, group, [expected[id(f)] for f in group], staged, seq,
+                             progress)
+    _stage_arrow(con, out, slow, staged, seq, progress)
+    if not staged.parts:  # nothing read: one empty file keeps the schema
+        _stage_arrow(con, out, [], staged, seq, progress, empty=True)
+    return staged
+
+
+def _groups(files: list) -> Iterator[list]:
+    group, size = [], 0
+    for f in files:
+        group.append(f)
+        size += _size(f.url)
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _stage_group(con, out: Path, group: list, lines: list[int], staged: Staged, seq,
+                 progress) -> list:
+    """Stage `group` (files of `lines` lines) in one statement; if DuckDB refuses it or returns
+    other counts, each file alone; returns the files it refused (they take the Arrow path)."""
+    part = out / f"part-{next(seq)}.parquet"
+    query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, source=(
+        "(SELECT source, NULL::BIGINT AS line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
+        f"FROM ({duck.lines_sql(group)}))"))
+    con.execute("SET preserve_insertion_order = true")  # rows in line order: numbered by position
+    try:
+        con.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
+        counts = dict(con.execute(
+            f"SELECT source, count(*) FROM read_parquet({sql_str(part)}) GROUP BY source").fetchall())
+        refused = [counts.get(f.name, 0) for f in group] != lines  # e.g. grown meanwhile
+    except duckdb.Error:
+        refused = True
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    if refused:
+        part.unlink(missing_ok=True)
+        if len(group) == 1:
+            return group
+        return [f for one, n in zip(group, lines, strict=True)
+                for f in _stage_group(con, out, [one], [n], staged, seq, progress)]
+    row = 0
+    for f in group:  # DuckDB reads the files in the order listed
+        n = counts.get(f.name, 0)
+        staged.starts.append((str(part), f.name, row))
+        staged.read += n
+        row += n
+        if progress:
+            progress(f.name, n)
+    staged.parts.append(str(part))
+    return []
+
+
+def _stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
+    chunks = _chunks(files, staged, progress)
+    if empty:
+        chunks = iter([LINE_SCHEMA.empty_table()])
+    for chunk in chunks:
+        part = out / f"part-{next(seq)}.parquet"
+        target = sql_str(part)
+        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {_PARQUET}"))
+        staged.parts.append(str(part))
+
+
+def _chunks(files: list, staged: Staged, progress) -> Iterator[pa.Table]:
+    batches, size = [], 0
+    for f in files:
+        for batch in f.batches():
+            staged.read += batch.num_rows
+            if progress:
+                progress(f.name, batch.num_rows)
+            batches.append(batch)
+            size += batch.nbytes
+            if size >= CHUNK_BYTES:
+                yield pa.Table.from_batches(batches)
+                batches, size = [], 0
+    if batches:
+        yield pa.Table.from_batches(batches)
+
+
+def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None) -> None:
+    """View `staged`: pass-1 rows with their line numbers, derived uids and the window applied."""
+    # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?)
+    con.execute("SET VARIABLE staged_files = $1", [staged.parts])
+    con.register("line_starts", pa.table({
+        "part": pa.array([s[0] for s in staged.starts], pa.string()),
+        "src": pa.array([s[1] for s in staged.starts], pa.string()),
+        "start": pa.array([s[2] for s in staged.starts], pa.int64()),
+    }))
+    con.execute(
+        "CREATE OR REPLACE VIEW staged_lines AS SELECT s.* EXCLUDE (filename, file_row_number) "
+        "REPLACE (coalesce(s.line_no, s.file_row_number - o.start + 1) AS line_no) "
+        "FROM read_parquet(getvariable('staged_files'), filename = true, file_row_number = true) s "
+        "LEFT JOIN line_starts o ON o.part = s.filename AND o.src = s.source"
+    )
+    missing = con.execute(
+        "SELECT source, line_no, raw FROM staged_lines WHERE kind IN ('run', 'join') AND uid = ''"
+    ).fetchall()
+    con.register("uid_fix", pa.table({
+        "source": pa.array([m[0] for m in missing], pa.string()),
+        "line_no": pa.array([m[1] for m in missing], pa.int64()),
+        "fixed_uid": [_derived_uid(m[2]) for m in missing],
+    }))
+    in_window = "true"
+    if window is not None:
+        lo, hi = (models.parse_time_ns(_rfc3339(t)) for t in window)
+        in_window = f"time >= make_timestamp_ns({lo}) AND time < make_timestamp_ns({hi})"
+    con.execute(
+        f"""CREATE OR REPLACE VIEW staged AS
+        SELECT s.* REPLACE (
+            CASE WHEN s.kind IN ('run', 'join') AND NOT ({in_window}) THEN 'skip' ELSE s.kind END
+                AS kind,
+            coalesce(f.fixed_uid, s.uid) AS uid)
+        FROM staged_lines s LEFT JOIN uid_fix f USING (source, line_no)"""
+    )
+
+
+def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    """The raw text of `wanted` (source, line_no) lines of DuckDB-read files, read again (pass 1
+    keeps only what it needs; this serves the rare uid conflicts)."""
+    out: dict[tuple[str, int], bytes] = {}
+    by_name = {f.name: f for f in files}
+    for name in sorted({s for s, _ in wanted}):
+        f = by_name.get(name)
+        if f is None or duck.plain_lines(f) is None:
+            continue
+        lines = sorted(n for s, n in wanted if s == name)
+        con.execute("SET preserve_insertion_order = true")
+        try:
+            rows = con.execute(
+                f"SELECT n, l FROM (SELECT row_number() OVER () AS n, l FROM ({duck.lines_sql([f])})) "
+                "WHERE list_contains($1, n)", [lines]).fetchall()
+        finally:
+            con.execute("SET preserve_insertion_order = false")
+        out.update({(name, n): line.encode() for n, line in rows})
+    return out
+
+
+def _derived_uid(raw: str) -> str:
+    """`models.derived_uid` of an event without uid; of its text when DuckDB reads it but
+    Python's json cannot (a trailing comma, nesting deeper than the recursion limit)."""
+    try:
+        return models.derived_uid(json.loads(raw))
+    except (ValueError, RecursionError):
+        return models.derived_uid(raw)  # a JSON string: cannot equal an object's canonical form
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

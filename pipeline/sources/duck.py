@@ -1,0 +1,73 @@
+"""Plain local JSON-lines files read by DuckDB's parallel CSV reader, one VARCHAR per line.
+
+The bulk of a file log is plain UTF-8 text with `\\n` line ends: DuckDB splits it in parallel,
+several times faster than Python can. Anything else (gzip, Parquet, URLs, FIFOs) and any file
+the reader refuses (invalid UTF-8, a `\\r`, a line over `MAX_LINE`) takes the Arrow reader in
+`files.py`, which keeps every line and explains the bad ones.
+
+The column delimiter is the byte 0x01, which a JSON line cannot hold unescaped: a line holding it
+is not JSON, and the reader's error sends the file to the Arrow reader.
+
+Rows come back in file order, then line order (DuckDB preserves insertion order for a COPY to one
+file), one row per line exactly like `files.read_lines`; the caller numbers them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pipeline.sources.files import GZIP_MAGIC, SourceFile, _is_url
+
+BOM = b"\xef\xbb\xbf"
+_BLOCK = 16 * 1024 * 1024
+MAX_LINE = 64 * 1024 * 1024  # longer lines: the Arrow reader (they are quarantined anyway)
+
+
+def plain_lines(f: object) -> int | None:
+    """How many lines `f` holds if it is a plain local file this reader takes (regular, not
+    gzip, no byte-order mark, no `\r` anywhere); None otherwise, or if it cannot be read (the
+    Arrow reader then reports why). The caller checks DuckDB returned exactly that many rows."""
+    if not isinstance(f, SourceFile) or _is_url(f.url) or f.url.endswith(".parquet"):
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(f.url).st_mode):
+            return None
+        with open(f.url, "rb", buffering=0) as fh:
+            return _count_lines(fh)
+    except OSError:
+        return None
+
+
+def _count_lines(fh) -> int | None:
+    buf = bytearray(_BLOCK)
+    lines, last, first = 0, b"\n", True
+    while n := fh.readinto(buf):
+        if first and (buf.startswith(GZIP_MAGIC) or buf.startswith(BOM)):
+            return None  # DuckDB would drop a byte-order mark; the Arrow reader keeps it
+        if buf.find(b"\r", 0, n) >= 0:
+            return None  # DuckDB's reader treats a lone \r as a line end
+        lines += buf.count(b"\n", 0, n)
+        last, first = buf[n - 1 : n], False
+    return lines + (last != b"\n")
+
+
+def lines_sql(files: list[SourceFile]) -> str:
+    """A relation (`source`, `l`): every line of `files`, in order; an empty line is ''.
+    Running it raises duckdb.Error for a file the reader refuses."""
+    listed = "[" + ", ".join(_lit(f.url) for f in files) + "]"
+    names = {f.url: f.name for f in files}
+    source = "filename"
+    if any(k != v for k, v in names.items()):  # display names differ from paths: map them
+        pairs = ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in names.items())
+        source = f"MAP {{{pairs}}}[filename]"
+    return (
+        f"SELECT {source} AS source, coalesce(l, '') AS l FROM read_csv({listed}, "
+        "columns = {'l': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', comment = '', "
+        "header = false, auto_detect = false, new_line = '\\n', "
+        f"max_line_size = {MAX_LINE}, filename = true)"
+    )
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
