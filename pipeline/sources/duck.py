@@ -1,12 +1,11 @@
 """Plain local JSON-lines files read by DuckDB's parallel CSV reader, one VARCHAR per line.
 
 The bulk of a file log is plain UTF-8 text with `\\n` line ends: DuckDB splits it in parallel,
-several times faster than Python can. Anything else (gzip, Parquet, URLs, FIFOs) and any file
-the reader refuses (invalid UTF-8, a `\\r`, a line over `MAX_LINE`) takes the Arrow reader in
-`files.py`, which keeps every line and explains the bad ones.
-
-The column delimiter is the byte 0x01, which a JSON line cannot hold unescaped: a line holding it
-is not JSON, and the reader's error sends the file to the Arrow reader.
+several times faster than Python can. Anything else takes the Arrow reader in `files.py`, which
+keeps every line and explains the bad ones: gzip, Parquet, URLs, FIFOs; a file holding a byte
+this reader treats specially (`\\r`, its column delimiter 0x01) or starting with a byte-order
+mark; a file it refuses (invalid UTF-8, a line over `MAX_LINE`); and a file for which it returns
+another number of rows than the file has lines (one grown meanwhile).
 
 Rows come back in file order, then line order (DuckDB preserves insertion order for a COPY to one
 file), one row per line exactly like `files.read_lines`; the caller numbers them.
@@ -20,6 +19,7 @@ import stat
 from pipeline.sources.files import GZIP_MAGIC, SourceFile, _is_url
 
 BOM = b"\xef\xbb\xbf"
+DELIM = b"\x01"  # the reader's column delimiter: a byte a JSON line cannot hold unescaped
 _BLOCK = 16 * 1024 * 1024
 MAX_LINE = 64 * 1024 * 1024  # longer lines: the Arrow reader (they are quarantined anyway)
 
@@ -45,8 +45,8 @@ def _count_lines(fh) -> int | None:
     while n := fh.readinto(buf):
         if first and (buf.startswith(GZIP_MAGIC) or buf.startswith(BOM)):
             return None  # DuckDB would drop a byte-order mark; the Arrow reader keeps it
-        if buf.find(b"\r", 0, n) >= 0:
-            return None  # DuckDB's reader treats a lone \r as a line end
+        if buf.find(b"\r", 0, n) >= 0 or buf.find(DELIM, 0, n) >= 0:
+            return None  # the reader treats a lone \r as a line end, and cuts at its delimiter
         lines += buf.count(b"\n", 0, n)
         last, first = buf[n - 1 : n], False
     return lines + (last != b"\n")
