@@ -16,8 +16,6 @@ Parquet layout instead (`pipeline.gen.athena`).
 from __future__ import annotations
 
 import math
-import os
-import re
 import shutil
 import sys
 import time
@@ -30,16 +28,15 @@ from pydantic import BaseModel, ConfigDict
 from pipeline.gen import events as gev
 from pipeline.gen import state as gst
 from pipeline.gen.athena import write_athena
-from pipeline.gen.noise import build_noise
+from pipeline.gen.noise import build_bad, build_noise
 from pipeline.gen.plan import DAY, NS, FleetPlan, plan_fleet
 from pipeline.gen.render import Renderer
 from pipeline.gen.templates import build_templates
-from pipeline.gen.writer import link_current, log_paths, write_logs
+from pipeline.gen.writer import Background, link_current, log_paths, write_logs
 
 DEFAULT_END = datetime(2026, 5, 31, tzinfo=UTC)
 DUPLICATE_SHARE = 0.001  # run events re-emitted into a second auth server's file
 CHUNK_ROWS = 150_000  # lines per DuckDB query (bounds memory, overlaps with rendering)
-NOT_OBJECTS = ("null", '["ssm.run"]', '"azure.run"', "42")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -127,35 +124,10 @@ def _expand(plan: FleetPlan, shape: gev.Shape) -> tuple[duckdb.DuckDBPyConnectio
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_src")
         con.unregister(f"{name}_src")
     con.execute(gev.MACROS)
-    gev.build_attempts(con, shape)
     gev.build_events(con, shape)
     build_templates(con, shape)
     tpl = con.sql("SELECT * FROM tpl ORDER BY g").to_arrow_table()
     return con, Renderer(tpl, shape.day0_ns, shape.n_days)
-
-
-def _malform(line: str, rn: int, uid: str, new_uid: str) -> str:
-    """Malformed line number `rn` from its source line: truncated JSON, a JSON value that is
-    not an object, or an object without `time` (and with a fresh uid), in turn."""
-    if rn % 3 == 0:
-        return line[: len(line) // 2]
-    if rn % 3 == 1:
-        return NOT_OBJECTS[(rn // 3) % len(NOT_OBJECTS)]
-    return re.sub(r'"time":"[^"]*",', "", line.replace(uid, new_uid), count=1)
-
-
-def _build_bad(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer) -> None:
-    """Fill `bad` with the malformed lines made from the `msel` events (Python per line: few)."""
-    rows = con.sql(gev.rows_query(s, s.start_ns, s.end_ns, render.lit, only_bad_sources=True)
-                   ).to_arrow_table()
-    if not rows.num_rows:
-        return
-    sel = {u: (rn, new) for u, rn, new in con.sql(
-        "SELECT uid::VARCHAR, rn, new_uid FROM msel").fetchall()}
-    lines = render.lines(rows.combine_chunks().to_batches()[0]).to_pylist()
-    bad = [(u, _malform(line, sel[u][0], u, sel[u][1]))
-           for u, line in zip(rows["uid"].to_pylist(), lines, strict=True)]
-    con.executemany("INSERT INTO bad VALUES (?::UUID, ?)", bad)
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, s: gev.Shape, lit: int, rows: int,
@@ -193,12 +165,6 @@ def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer,
     return [str(p.relative_to(partial)) for p in paths], nbytes
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.sql("""
         SELECT CASE WHEN kind LIKE 'aws%' THEN 'ssm.run' ELSE 'azure.run' END, count(*) FROM ev
@@ -231,28 +197,28 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
     shape = _shape(seed, days, end, auth_servers)
     plan = plan_fleet(seed, shape.start_ns, shape.end_ns, aws_instances, azure_vms)
     con, render = _expand(plan, shape)
+    state = None
     try:
         n_run, n_fail = con.sql("SELECT count(*), count(*) FILTER (WHERE failed) FROM ev"
                                 ).fetchall()[0]
+        out.mkdir(parents=True, exist_ok=True)
+        # cluster state from `ev` on its own cursor, in parallel with the rest
+        state = Background(gst.state_files, con.cursor(), plan, seed, shape.end_ns, out)
         n_noise = round(n_run * noise_ratio / (1 - noise_ratio))
         build_noise(con, shape, n_noise, aws_instances + azure_vms)
         n_dups = max(1, round(n_run * DUPLICATE_SHARE)) if auth_servers > 1 and n_run else 0
         n_bad = min(malformed_lines, n_run)
         gev.select_extras(con, shape, n_dups, n_bad)
-        _build_bad(con, shape, render)
+        build_bad(con, shape, render)
         rows = n_run + n_noise + n_dups + n_bad
         say(f"{aws_instances + azure_vms} instances, {n_run} run events, {n_noise} noise events")
-        out.mkdir(parents=True, exist_ok=True)
         log_files, nbytes = writer(con, shape, render, out, rows, say)
-        states = gst.instance_states(con)
         by_type = _counts(con)
+        facts = state.result()
     finally:
+        if state is not None:
+            state.thread.join()  # it reads through `con`'s database
         con.close()
-    nodes, n_nodes = gst.nodes_json(states, seed, shape.end_ns)
-    tasks = gst.user_tasks_json(states, seed, shape.end_ns, plan.azure_tenant_id,
-                                plan.azure_client_id)
-    _write_text(out / "nodes.json", nodes)
-    _write_text(out / "user_tasks.json", gst.dumps_indent(tasks) + "\n")
     say(f"done: {rows} events, {nbytes} bytes")
     return FleetSummary(
         out_dir=str(out), seed=seed, window_start=end.astimezone(UTC) - timedelta(days=days),
@@ -260,10 +226,8 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
         run_events=n_run, failure_events=n_fail, noise_events=n_noise,
         duplicates_injected=n_dups, malformed_lines=n_bad, lines_written=rows,
         bytes_written=nbytes, aws_instances=aws_instances, azure_vms=azure_vms,
-        instances_with_events=sum(1 for r in states if r["n_events"]),
-        failing_instances=sum(1 for r in states if r["last_failed"]),
-        online_nodes=n_nodes - len(gst.NON_CLOUD), non_cloud_nodes=len(gst.NON_CLOUD),
-        user_tasks=len(tasks), files_written=len(log_files) + 2, log_files=log_files)
+        non_cloud_nodes=len(gst.NON_CLOUD), files_written=len(log_files) + 2,
+        log_files=log_files, **facts)
 
 
 def generate_fleet(out_dir: str | Path, *, seed: int = 7, days: int = 30,

@@ -475,3 +475,65 @@ def test_athena_parquet_holds_the_same_events(tmp_path, fleet, lines):
             assert 0 <= (parse_time(e["time"]) - r["event_time"]).total_seconds() < 0.001
             rows.append(r["event_data"])
     assert Counter(rows) == Counter(line for *_, line in lines if classify(line) == "event")
+
+
+def test_athena_files_in_time_order_and_deterministic(tmp_path):
+    import pyarrow.parquet as pq
+
+    from pipeline.generate import generate_events_parquet_athena
+
+    small = {"days": 2, "aws_instances": 40, "azure_vms": 10}
+    first = generate_events_parquet_athena(tmp_path / "a", **small)
+    again = generate_events_parquet_athena(tmp_path / "b", **small)
+    assert first.log_files == again.log_files
+    for rel in first.log_files:
+        a = pq.read_table(tmp_path / "a" / "athena" / rel)
+        assert a.equals(pq.read_table(tmp_path / "b" / "athena" / rel))
+        keys = [(r["event_time"], json.loads(r["event_data"])["time"]) for r in a.to_pylist()]
+        assert [time_key(t) for _, t in keys] == sorted(time_key(t) for _, t in keys)
+
+
+def test_athena_empty_fleet(tmp_path):
+    from pipeline.generate import generate_events_parquet_athena
+
+    summary = generate_events_parquet_athena(tmp_path, days=1, aws_instances=0, azure_vms=0)
+    assert summary.lines_written == 0 and summary.log_files == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["athena", "nodes.json",
+                                                          "user_tasks.json"]
+
+
+# --- the vectorised renderer ----------------------------------------------------------------
+
+def test_rendered_times_match_rfc3339_nano():
+    import pyarrow as pa
+
+    from pipeline.gen.plan import DAY, NS
+    from pipeline.gen.render import Renderer
+    from pipeline.gen.state import rfc3339
+
+    day0 = int(datetime(2026, 5, 1, tzinfo=UTC).timestamp()) * NS
+    tpl = pa.table({f"seg{j}": pa.array([], pa.string()) for j in range(7)}
+                   | {f"c{j}": pa.array([], pa.int8()) for j in range(1, 7)})
+    render = Renderer(tpl, day0, 3)
+    ns = [day0, day0 + 1, day0 + NS - 1, day0 + 120_000_000, day0 + 5 * NS + 100,
+          day0 + DAY - 1, day0 + DAY, day0 + 2 * DAY + 13 * 3600 * NS + 7 * 60 * NS + 59 * NS + 10]
+    assert render.times(pa.array(ns)).to_pylist() == [rfc3339(n) for n in ns]
+
+
+def test_output_does_not_depend_on_worker_count(tmp_path, fleet, monkeypatch):
+    from pipeline.gen import writer
+
+    root, _ = fleet
+    monkeypatch.setattr(writer, "WORKERS", 1)
+    monkeypatch.setattr(writer, "PIECE_ROWS", 100)  # many pieces per file
+    monkeypatch.setattr(writer, "BACKGROUND", False)
+    generate_fleet(tmp_path, **SMALL)
+    assert tree(tmp_path) == tree(root)
+
+
+def test_every_kind_of_malformed_line(tmp_path):
+    generate_fleet(tmp_path, days=2, aws_instances=30, azure_vms=10, malformed_lines=12)
+    kinds = Counter(classify(line) for *_, line in log_lines(tmp_path))
+    assert (kinds["truncated"], kinds["not-object"], kinds["no-time"]) == (4, 4, 4)
+    not_objects = {line for *_, line in log_lines(tmp_path) if classify(line) == "not-object"}
+    assert not_objects == {"null", '["ssm.run"]', '"azure.run"', "42"}

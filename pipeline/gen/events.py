@@ -1,11 +1,11 @@
 """The SQL stage: expand planned episodes into audit events, one narrow row per line.
 
 All per-event randomness is `hash(seed, ids…, salt)` inside DuckDB, so the expansion is
-vectorised and deterministic. Tables created on the connection: `att` (install runs), `ev`
-(run events), `dsel`/`msel` (events to duplicate / to malform), `bad` (the malformed lines).
-`rows_query` returns the lines of a time span in file order as template ids plus per-event
-values (`pipeline.gen.templates` has the templates, `pipeline.gen.render` assembles the
-text); it also reads `noise` (other event types, see `pipeline.gen.noise`).
+vectorised and deterministic. Tables created on the connection: `ev` (run events, from the
+install runs of `attempts_sql`), `dsel`/`msel` (events to duplicate / to malform), `bad`
+(the malformed lines). `rows_query` returns the lines of a time span as template ids plus
+per-event values (`pipeline.gen.templates` has the templates, `pipeline.gen.render`
+assembles the text); it also reads `noise` (other event types, see `pipeline.gen.noise`).
 """
 
 from __future__ import annotations
@@ -73,13 +73,13 @@ def outcomes_table(client_id: str) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def build_attempts(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
-    """`att`: one row per install run (main run 0, overlapping-matcher duplicate run 1)."""
+def attempts_sql(s: Shape) -> str:
+    """SQL of the install runs, one row each (main run 0, overlapping-matcher duplicate run 1),
+    as CTEs ending in `att`."""
     jit = cat.JITTER_SECONDS * NS
     legacy_until = s.start_ns + int((s.end_ns - s.start_ns) * cat.LEGACY_UNTIL_SHARE)
-    con.execute(f"""
-    CREATE OR REPLACE TABLE att AS
-    WITH exp AS (SELECT inst, ep, kind, t0, unnest(range(n)) AS k FROM ep),
+    return f"""
+    exp AS (SELECT inst, ep, kind, t0, unnest(range(n)) AS k FROM ep),
     timed AS (
       SELECT inst, ep, k, 0 AS run, kind,
              t0 + k * {RETRY_NS} + CAST(({s.rnd('inst, ep, k', 'jit')} * 2 - 1) * {jit} AS BIGINT)
@@ -96,9 +96,8 @@ def build_attempts(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
                   ELSE m.kind END AS kind,
              m.ts + {cat.DUP_DELAY_SECONDS * NS}
                + CAST(({s.rnd('m.inst, m.ep, m.k', 'dup')} * 2 - 1) * {10 * NS} AS BIGINT) AS ts
-      FROM main m JOIN inst i USING (inst) WHERE i.dup)
-    SELECT * FROM main UNION ALL SELECT * FROM dup
-    """)
+      FROM main m JOIN inst i USING (inst) WHERE i.dup),
+    att AS (SELECT * FROM main UNION ALL SELECT * FROM dup)"""
 
 
 def build_events(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
@@ -106,7 +105,8 @@ def build_events(con: duckdb.DuckDBPyConnection, s: Shape) -> None:
     with ids, auth server and failure flag."""
     con.execute(f"""
     CREATE OR REPLACE TABLE ev AS
-    WITH a AS (SELECT *, 0 AS step FROM att WHERE ts >= {s.start_ns} AND ts < {s.end_ns}),
+    WITH {attempts_sql(s)},
+    a AS (SELECT *, 0 AS step FROM att WHERE ts >= {s.start_ns} AND ts < {s.end_ns}),
     steps AS (
       SELECT inst, ep, k, run, 'aws_step' AS kind,
              ts - {NS} - {s.pick('inst, ep, k, run', 'stepd', 3 * NS)} AS ts, 1 AS step
@@ -163,9 +163,9 @@ def select_extras(con: duckdb.DuckDBPyConnection, s: Shape, n_dups: int, n_bad: 
     CREATE OR REPLACE TABLE dsel AS
       SELECT uid FROM ev ORDER BY hash({s.seed}, uid, 'dupsel'), uid LIMIT {n_dups};
     CREATE OR REPLACE TABLE msel AS
-      SELECT uid, row_number() OVER (ORDER BY hash({s.seed}, uid, 'mal'), uid) - 1 AS rn,
+      SELECT uid, row_number() OVER (ORDER BY h, uid) - 1 AS rn,
              {s.uuid('uid', 'bad')}::VARCHAR AS new_uid
-      FROM ev ORDER BY hash({s.seed}, uid, 'mal'), uid LIMIT {n_bad};
+      FROM (SELECT uid, hash({s.seed}, uid, 'mal') AS h FROM ev ORDER BY h, uid LIMIT {n_bad});
     CREATE OR REPLACE TABLE bad (uid UUID, line VARCHAR);
     """)
 

@@ -1,5 +1,6 @@
-"""Noise: audit events of other types (instance.join, session.start, user.login).
+"""Lines that are not run events: noise (other event types) and malformed lines.
 
+Noise: instance.join, session.start, user.login.
 Ingest must skip them by event type (some carry failure codes: TJ002E, T1000W). Rendered in
 DuckDB as whole lines (a small share of the lines); `noise` has (type, ts, uid, server, line,
 user, session_id), the last two as the Athena layout's columns take them from the event.
@@ -7,10 +8,14 @@ user, session_id), the last two as the Athena layout's columns take them from th
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from pipeline.gen import catalog as cat
-from pipeline.gen.events import Shape, obj
+from pipeline.gen.events import Shape, obj, rows_query
+
+NOT_OBJECTS = ("null", '["ssm.run"]', '"azure.run"', "42")
 
 
 def build_noise(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -> None:
@@ -91,3 +96,27 @@ def _login(ip: str) -> str:
         ("user", "usr", "s"), ("method", "saml", "c"), ("success", "ok::VARCHAR", "j"),
         ("error", "CASE WHEN NOT ok THEN '\"SAML response has expired\"' END", "?"),
         ("addr.remote", ip, "s"), ("user_agent", "Mozilla/5.0 (X11; Linux x86_64)", "c")])
+
+
+def _malform(line: str, rn: int, uid: str, new_uid: str) -> str:
+    """Malformed line number `rn` from its source line: truncated JSON, a JSON value that is
+    not an object, or an object without `time` (and with a fresh uid), in turn."""
+    if rn % 3 == 0:
+        return line[: len(line) // 2]
+    if rn % 3 == 1:
+        return NOT_OBJECTS[(rn // 3) % len(NOT_OBJECTS)]
+    return re.sub(r'"time":"[^"]*",', "", line.replace(uid, new_uid), count=1)
+
+
+def build_bad(con: duckdb.DuckDBPyConnection, s: Shape, render) -> None:
+    """Fill `bad` with the malformed lines made from the `msel` events (Python per line: few)."""
+    rows = con.sql(rows_query(s, s.start_ns, s.end_ns, render.lit, only_bad_sources=True)
+                   ).to_arrow_table()
+    if not rows.num_rows:
+        return
+    sel = {u: (rn, new) for u, rn, new in con.sql(
+        "SELECT uid::VARCHAR, rn, new_uid FROM msel").fetchall()}
+    lines = render.lines(rows.combine_chunks().to_batches()[0]).to_pylist()
+    bad = [(u, _malform(line, sel[u][0], u, sel[u][1]))
+           for u, line in zip(rows["uid"].to_pylist(), lines, strict=True)]
+    con.executemany("INSERT INTO bad VALUES (?::UUID, ?)", bad)

@@ -56,6 +56,7 @@ class FleetPlan:
         return idx
 
     def episode(self, idx: int, t0: int, n: int, kind: str) -> None:
+        """Append one episode: `n` attempts of outcome `kind` from `t0`, every RETRY_NS."""
         self.ep["inst"].append(idx)
         self.ep["ep"].append(len(self.ep["ep"]))
         self.ep["t0"].append(t0)

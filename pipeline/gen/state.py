@@ -7,15 +7,17 @@ online (node present) and whether a user task lists it.
 from __future__ import annotations
 
 import json
+import os
 import random
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 
 from pipeline.gen import catalog as cat
-from pipeline.gen.plan import NS, guid
+from pipeline.gen.plan import NS, FleetPlan, guid
 
 ISSUE_BY_KIND = {o.kind: o.issue_type for o in cat.OUTCOMES}
 NON_CLOUD = (("bastion-01", "onprem"), ("build-runner-02", "ci"), ("onprem-db-01", "onprem"),
@@ -221,3 +223,27 @@ def user_tasks_json(states: list[dict], seed: int, end_ns: int, tenant: str,
                              "issue_type": issue, "state": "OPEN", **detail},
                     "status": {"last_state_change": _proto_ts(min(s for _, s in members))}})
     return sorted(out, key=lambda t: t["metadata"]["name"])
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `path` aside, then rename it into place."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def state_files(cur: duckdb.DuckDBPyConnection, plan: FleetPlan, seed: int, end_ns: int,
+                out: Path) -> dict[str, int]:
+    """Write nodes.json and user_tasks.json from the instances' last runs (`ev` read through
+    `cur`, which is closed); return the summary's counts about them."""
+    try:
+        states = instance_states(cur)
+    finally:
+        cur.close()
+    nodes, n_nodes = nodes_json(states, seed, end_ns)
+    tasks = user_tasks_json(states, seed, end_ns, plan.azure_tenant_id, plan.azure_client_id)
+    write_text(out / "nodes.json", nodes)
+    write_text(out / "user_tasks.json", dumps_indent(tasks) + "\n")
+    return {"instances_with_events": sum(1 for r in states if r["n_events"]),
+            "failing_instances": sum(1 for r in states if r["last_failed"]),
+            "online_nodes": n_nodes - len(NON_CLOUD), "user_tasks": len(tasks)}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
@@ -19,6 +20,35 @@ LOG_SUFFIX = ".00:00:00.log"
 CURRENT_LINK = "events.log"
 PIECE_ROWS = 32_768  # rows rendered at once by a task (bounds memory, keeps buffers reused)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+BACKGROUND = True  # False: run it in place (for comparisons)
+
+
+class Background:
+    """`fn(*args)` in a thread; `result()` joins it and returns (or re-raises) its outcome."""
+
+    def __init__(self, fn, *args) -> None:
+        self.value: object = None
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.value = fn(*args)
+            except BaseException as exc:  # handed over to result()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="generate-state", daemon=True)
+        self.thread.start()
+        if not BACKGROUND:
+            self.thread.join()
+
+    def result(self):
+        """Wait for `fn`; its return value, or its exception raised here."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def log_paths(auth_dir: Path, servers: list[str], first_day: date, n_days: int) -> list[Path]:
@@ -58,6 +88,7 @@ def per_file(chunks: Iterable[pa.Table], task: Callable[[int, pa.Table], object]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="generate") as pool:
         try:
             for table in chunks:
+                table = table.combine_chunks()  # else every take concatenates the chunks
                 futures = [pool.submit(lambda i, p, t=table: task(i, t.take(p)), idx, perm)
                            for idx, perm in file_runs(table)]
                 results += futures
@@ -77,8 +108,8 @@ def write_logs(chunks: Iterable[pa.Table], render: Renderer, paths: list[Path],
                tick: Callable[[int], None] | None = None) -> int:
     """Create every file in `paths` (empty if it gets no line), then write each file's lines.
 
-    Chunks hold `rows_query` rows of whole days (so whole files), sorted by file_idx. Lines
-    end with a newline. Returns the number of bytes written; `tick(rows)` after each chunk.
+    Chunks hold `rows_query` rows of whole days (so whole files), in any order. Lines end
+    with a newline. Returns the number of bytes written; `tick(rows)` after each chunk.
     """
     for p in paths:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +120,10 @@ def write_logs(chunks: Iterable[pa.Table], render: Renderer, paths: list[Path],
         with open(paths[idx], "wb") as f:
             for batch in rows.to_batches(max_chunksize=PIECE_ROWS):
                 lines = render.lines(batch, newline=True)
-                offsets = memoryview(lines.buffers()[1]).cast("i")
+                if lines.type not in (pa.string(), pa.large_string()):
+                    lines = lines.cast(pa.large_string())
+                offsets = memoryview(lines.buffers()[1]).cast(
+                    "i" if lines.type == pa.string() else "q")
                 lo, hi = offsets[lines.offset], offsets[lines.offset + len(lines)]
                 f.write(memoryview(lines.buffers()[2])[lo:hi])
                 total += hi - lo
