@@ -204,6 +204,7 @@ SELECT
         AS extra,
     ev AS event,
     ts AS time,
+    CAST(ts AS DATE) AS event_date,
     j.time AS time_text,
     CAST(j.attributes AS VARCHAR) AS attributes,
     {ints},
