@@ -24,6 +24,7 @@ from pipeline.gen.writer import PIECE_ROWS, per_file
 SCHEMA = pa.schema([("uid", pa.string()), ("session_id", pa.string()),
                     ("event_type", pa.string()), ("event_time", pa.timestamp("ms", tz="UTC")),
                     ("user", pa.string()), ("event_data", pa.string())])
+ROW_GROUP_ROWS = 65_536  # rows per Parquet row group (rendered in PIECE_ROWS pieces)
 _OPTIONS = {"compression": "snappy", "use_dictionary": ["session_id", "event_type", "user"],
             "write_statistics": ["uid", "session_id", "event_type", "event_time", "user"]}
 
@@ -56,8 +57,10 @@ def write_athena(chunks: Iterable[pa.Table], render: Renderer, prefix: Path, see
         name = uuid7(flushed + 1000, random.Random(f"athena:{seed}:{day}:{server}"))
         path = folder / f"{name}.parquet"
         with pq.ParquetWriter(path, SCHEMA, **_OPTIONS) as w:
-            for batch in rows.to_batches(max_chunksize=PIECE_ROWS):
-                w.write_table(_columns(render, batch))
+            for start in range(0, rows.num_rows, ROW_GROUP_ROWS):
+                group = rows.slice(start, ROW_GROUP_ROWS).to_batches(max_chunksize=PIECE_ROWS)
+                w.write_table(pa.concat_tables([_columns(render, b) for b in group]),
+                              row_group_size=ROW_GROUP_ROWS)
         return day, server, path
 
     return [path for *_, path in sorted(per_file(chunks, task, tick))]

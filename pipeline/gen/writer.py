@@ -18,7 +18,7 @@ from pipeline.gen.render import Renderer
 
 LOG_SUFFIX = ".00:00:00.log"
 CURRENT_LINK = "events.log"
-PIECE_ROWS = 32_768  # rows rendered at once by a task (bounds memory, keeps buffers reused)
+PIECE_ROWS = 4_096  # rows rendered at once (small buffers are reused, not faulted in afresh)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
