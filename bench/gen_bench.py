@@ -5,6 +5,7 @@ ssm.run fields, similar row width) to the same format, interleaved."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 
 from bench.data import SEED, Ctx, dir_bytes, fleet_size
@@ -72,25 +73,34 @@ def duckdb_parquet(out, n: int, days: int) -> None:
     con.close()
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return r.ru_utime + r.ru_stime
+
+
 def _ours(ctx: Ctx, athena: bool, aws: int, azure: int, days: int) -> dict:
     from pipeline.generate import generate_events_parquet_athena, generate_fleet
 
     out = ctx.tmp("gen-ours")
     fn = generate_events_parquet_athena if athena else generate_fleet
+    cpu = _cpu()
     secs, s = timed(lambda: fn(out, seed=SEED, days=days, aws_instances=aws, azure_vms=azure))
+    cpu = _cpu() - cpu
     size = dir_bytes(out / ("athena" if athena else "auth"))
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": secs, "events": s.lines_written, "bytes": size}
+    return {"seconds": secs, "cpu_seconds": cpu, "events": s.lines_written, "bytes": size}
 
 
 def _base(ctx: Ctx, athena: bool, n: int, days: int) -> dict:
     out = ctx.tmp("gen-base")
     os.makedirs(out)
     target = out / ("parquet" if athena else "events.jsonl")
+    cpu = _cpu()
     secs, _ = timed(lambda: (duckdb_parquet if athena else duckdb_jsonl)(target, n, days))
+    cpu = _cpu() - cpu
     size = dir_bytes(out)
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": secs, "events": n, "bytes": size}
+    return {"seconds": secs, "cpu_seconds": cpu, "events": n, "bytes": size}
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -113,6 +123,7 @@ def run(ctx: Ctx) -> list[Row]:
         ours_rate = median([x["events"] / x["seconds"] for x in a])
         base_rate = median([x["events"] / x["seconds"] for x in b])
         ev = a[0]["events"]
+        cpu_a, cpu_b = (median([x["cpu_seconds"] for x in xs]) for xs in (a, b))
         rows.append(Row(
             NAME, f"generator -> {label}, {human(s.gen_events)}", ours_rate, "ev/s",
             baseline=base_rate, baseline_what="DuckDB COPY of generated ssm.run-shaped rows "
@@ -121,6 +132,7 @@ def run(ctx: Ctx) -> list[Row]:
             target=f">= {human(limit)}/s", checks=[Check("ours", "min", limit, ours_rate)],
             note=f"{ev} events ({aws} AWS + {azure} Azure instances, {s.gen_days} d); "
                  f"bytes/event ours {a[0]['bytes'] / ev:.0f}, baseline "
-                 f"{b[0]['bytes'] / b[0]['events']:.0f}; whole call timed (plan, render, write)",
+                 f"{b[0]['bytes'] / b[0]['events']:.0f}; whole call timed (plan, render, write); "
+                 f"CPU s (all threads, median) ours {cpu_a:.2f}, baseline {cpu_b:.2f}",
             samples={"ours": a, "base": b}))
     return rows
