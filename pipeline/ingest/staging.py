@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,8 @@ from pipeline.store.manifest import Writer
 
 Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
-GROUP_BYTES = 512 * 1024 * 1024  # DuckDB path: input bytes per statement
+GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
+WORKERS = 2  # statements side by side: an order-preserving COPY keeps about one core busy
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
 
@@ -50,9 +52,23 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
     expected = {id(f): duck.plain_lines(f) for f in files}
     fast = [f for f in files if expected[id(f)] is not None]
     slow = [f for f in files if expected[id(f)] is None]
-    for group in _groups(fast):
-        slow += _stage_group(con, out, group, [expected[id(f)] for f in group], staged, seq,
-                             progress)
+    con.execute("SET preserve_insertion_order = true")  # rows in line order: numbered by position
+    try:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            jobs = [pool.submit(_stage_group, con.cursor(), out, g, [expected[id(f)] for f in g], seq)
+                    for g in _groups(fast)]
+            for job in jobs:  # in submission order: parts and progress stay deterministic
+                done, refused = job.result()
+                slow += refused
+                for part, counts in done:
+                    staged.parts.append(part)
+                    for name, start, n in counts:
+                        staged.starts.append((part, name, start))
+                        staged.read += n
+                        if progress:
+                            progress(name, n)
+    finally:
+        con.execute("SET preserve_insertion_order = false")
     _stage_arrow(con, out, slow, staged, seq, progress)
     if not staged.parts:  # nothing read: one empty file keeps the schema
         _stage_arrow(con, out, [], staged, seq, progress, empty=True)
@@ -78,40 +94,42 @@ def _size(path: str) -> int:
         return 0
 
 
-def _stage_group(con, out: Path, group: list, lines: list[int], staged: Staged, seq,
-                 progress) -> list:
-    """Stage `group` (files of `lines` lines) in one statement; if DuckDB refuses it or returns
-    other counts, each file alone; returns the files it refused (they take the Arrow path)."""
+def _stage_group(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:
+    """Stage `group` (files of `lines` lines) in one statement on the cursor `cur` (closed
+    after); if DuckDB refuses it or returns other counts, each file alone. Returns the parts
+    written, each with (source, first row, rows) per file, and the files refused (they take the
+    Arrow path)."""
+    with cur:
+        return _stage_files(cur, out, group, lines, seq)
+
+
+def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:
     part = out / f"part-{next(seq)}.parquet"
     query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, source=(
         "(SELECT source, NULL::BIGINT AS line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
         f"FROM ({duck.lines_sql(group)}))"))
-    con.execute("SET preserve_insertion_order = true")  # rows in line order: numbered by position
     try:
-        con.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
-        counts = dict(con.execute(
+        cur.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
+        counts = dict(cur.execute(
             f"SELECT source, count(*) FROM read_parquet({sql_str(part)}) GROUP BY source").fetchall())
         refused = [counts.get(f.name, 0) for f in group] != lines  # e.g. grown meanwhile
     except duckdb.Error:
         refused = True
-    finally:
-        con.execute("SET preserve_insertion_order = false")
     if refused:
         part.unlink(missing_ok=True)
         if len(group) == 1:
-            return group
-        return [f for one, n in zip(group, lines, strict=True)
-                for f in _stage_group(con, out, [one], [n], staged, seq, progress)]
-    row = 0
+            return [], group
+        done, bad = [], []
+        for one, n in zip(group, lines, strict=True):
+            d, b = _stage_files(cur, out, [one], [n], seq)
+            done += d
+            bad += b
+        return done, bad
+    rows, row = [], 0
     for f in group:  # DuckDB reads the files in the order listed
-        n = counts.get(f.name, 0)
-        staged.starts.append((str(part), f.name, row))
-        staged.read += n
-        row += n
-        if progress:
-            progress(f.name, n)
-    staged.parts.append(str(part))
-    return []
+        rows.append((f.name, row, counts.get(f.name, 0)))
+        row += counts.get(f.name, 0)
+    return [(str(part), rows)], []
 
 
 def _stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
@@ -143,9 +161,10 @@ def _chunks(files: list, staged: Staged, progress) -> Iterator[pa.Table]:
 
 def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None) -> None:
     """View `staged`: pass-1 rows with their line numbers, derived uids and the window applied."""
-    # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?)
-    con.execute("SET VARIABLE staged_files = $1", [staged.parts])
-    con.register("line_starts", pa.table({
+    # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?);
+    # tables, not registered Arrow or variables: the view is read from other cursors too
+    parts = "[" + ", ".join(sql_str(p) for p in staged.parts) + "]"
+    _table(con, "line_starts", pa.table({
         "part": pa.array([s[0] for s in staged.starts], pa.string()),
         "src": pa.array([s[1] for s in staged.starts], pa.string()),
         "start": pa.array([s[2] for s in staged.starts], pa.int64()),
@@ -153,13 +172,13 @@ def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None)
     con.execute(
         "CREATE OR REPLACE VIEW staged_lines AS SELECT s.* EXCLUDE (filename, file_row_number) "
         "REPLACE (coalesce(s.line_no, s.file_row_number - o.start + 1) AS line_no) "
-        "FROM read_parquet(getvariable('staged_files'), filename = true, file_row_number = true) s "
+        f"FROM read_parquet({parts}, filename = true, file_row_number = true) s "
         "LEFT JOIN line_starts o ON o.part = s.filename AND o.src = s.source"
     )
     missing = con.execute(
         "SELECT source, line_no, raw FROM staged_lines WHERE kind IN ('run', 'join') AND uid = ''"
     ).fetchall()
-    con.register("uid_fix", pa.table({
+    _table(con, "uid_fix", pa.table({
         "source": pa.array([m[0] for m in missing], pa.string()),
         "line_no": pa.array([m[1] for m in missing], pa.int64()),
         "fixed_uid": [_derived_uid(m[2]) for m in missing],
@@ -176,6 +195,14 @@ def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None)
             coalesce(f.fixed_uid, s.uid) AS uid)
         FROM staged_lines s LEFT JOIN uid_fix f USING (source, line_no)"""
     )
+
+
+def _table(con, name: str, table: pa.Table) -> None:
+    con.register("arrow_in", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM arrow_in")
+    finally:
+        con.unregister("arrow_in")
 
 
 def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:

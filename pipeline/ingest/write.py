@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -37,17 +38,18 @@ def write_dataset(con, w: Writer, ds: Dataset, query: str) -> int:
     return len(w.add_tree(ds.name, out))
 
 
-def write_partition(con, w: Writer, ds: Dataset, query: str, key: dict[str, object]) -> int:
+def copy_partition(cur, w: Writer, ds: Dataset, query: str, key: dict[str, object]) -> Path:
     """COPY `query` (rows of the one partition `key`: its value per partition column) into one
-    new file of that partition; a plain COPY, cheaper than a partitioned one."""
+    new file of that partition, in a new scratch folder it returns (for `Writer.add_tree`); a
+    plain COPY, cheaper than a partitioned one. Safe to run from several threads (cursors)."""
     folder = "/".join(f"{c}={key[c]}" for c, _ in ds.partition)
     out = w.scratch(f"out-{ds.name}-{next(_seq)}")
     (out / folder).mkdir(parents=True, exist_ok=True)
     cols = ", ".join(c for c, _ in ds.columns)
     target = out / folder / f"part-{w.ingest_id}-0.parquet"
-    con.execute(f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(target)} "
+    cur.execute(f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(target)} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768)")
-    return len(w.add_tree(ds.name, out))
+    return out
 
 
 def write_table(con, w: Writer, ds: Dataset, table: pa.Table) -> int:
