@@ -1,10 +1,14 @@
 -- runs_in_window(from_ts, to_ts): run events with from_ts <= time < to_ts (half-open), empty keys
--- dropped (as tctl drops them). Partition pruning on event_date keeps old files unread.
--- grain: one row per run event. inputs: runs.
+-- dropped (as tctl drops them). Only the files of the window's days are listed (runs_on_days, made
+-- by pipeline.query.attach_views): older history is neither bound nor read.
+-- grain: one row per run event. inputs: runs (runs_on_days).
 CREATE OR REPLACE MACRO runs_in_window(from_ts, to_ts) AS TABLE
 SELECT *
-FROM runs
-WHERE event_date BETWEEN CAST(from_ts AS DATE) AND CAST(to_ts AS DATE)
-  AND time >= from_ts
+FROM runs_on_days(
+    CAST(from_ts AS DATE),
+    -- the window ends before to_ts: a to_ts at midnight needs nothing of that day
+    CASE WHEN CAST(to_ts AS DATE) = to_ts THEN CAST(to_ts AS DATE) - 1 ELSE CAST(to_ts AS DATE) END
+)
+WHERE time >= from_ts
   AND time < to_ts
   AND instance_key <> '';

@@ -6,41 +6,43 @@
 -- failure in the group, instances = distinct instances attempted. For 'category', attempts and
 -- instances are the bucket's totals, so failure_rate is the share of all attempts failing for
 -- that reason. Only non-empty groups appear. Order: bucket, failures desc, key.
--- grain: one row per (bucket_start, key). inputs: run_attempts, classified_attempts.
+-- grain: one row per (bucket_start, key). inputs: run_attempts (classified for 'category').
 CREATE OR REPLACE MACRO failure_trends(from_ts, to_ts, bucket, dimension) AS TABLE
-WITH label_attempts AS MATERIALIZED (
-    -- only the 'category' dimension needs the (costly) reason of each attempt
-    SELECT date_trunc(bucket, time) AS bucket_start,
-           cloud || '/' || instance_key AS instance,
-           is_failure,
+WITH label_attempts AS (
+    -- only the 'category' dimension needs the reason of each attempt
+    SELECT date_trunc(bucket, time) AS bucket_start, cloud, instance_key, is_failure,
            CASE dimension
                WHEN 'cloud' THEN cloud
                WHEN 'account' THEN account_id
                WHEN 'region' THEN region
                WHEN 'exit_code' THEN
                    CASE WHEN api_error <> '' THEN 'API error' ELSE CAST(exit_code AS VARCHAR) END
+               WHEN 'category' THEN reason
                ELSE error('failure_trends: dimension must be cloud, account, region, '
                           || 'exit_code or category, not ' || dimension)
            END AS key
-    FROM run_attempts(from_ts, to_ts)
-    WHERE dimension <> 'category'
-    UNION ALL
-    SELECT date_trunc(bucket, time), cloud || '/' || instance_key, is_failure, reason
-    FROM classified_attempts(from_ts, to_ts)
-    WHERE dimension = 'category'
+    FROM run_attempts(from_ts, to_ts, classify := dimension = 'category')
+),
+count_instances AS (
+    -- per instance first: the distinct-instance counts below become plain counts
+    SELECT bucket_start, key, cloud, instance_key,
+           count(*) AS attempts, count(*) FILTER (WHERE is_failure) AS failures
+    FROM label_attempts
+    GROUP BY bucket_start, key, cloud, instance_key
 ),
 count_buckets AS (
-    SELECT bucket_start, count(*) AS attempts, count(DISTINCT instance) AS instances
-    FROM label_attempts
+    SELECT bucket_start, CAST(sum(attempts) AS BIGINT) AS attempts,
+           count(DISTINCT (cloud, instance_key)) AS instances
+    FROM count_instances
     GROUP BY bucket_start
 ),
 count_groups AS (
     SELECT bucket_start, key,
-           count(*) AS attempts,
-           count(*) FILTER (WHERE is_failure) AS failures,
-           count(DISTINCT instance) FILTER (WHERE is_failure) AS failing_instances,
-           count(DISTINCT instance) AS instances
-    FROM label_attempts
+           CAST(sum(attempts) AS BIGINT) AS attempts,
+           CAST(sum(failures) AS BIGINT) AS failures,
+           count(*) FILTER (WHERE failures > 0) AS failing_instances,
+           count(*) AS instances
+    FROM count_instances
     WHERE key IS NOT NULL
     GROUP BY bucket_start, key
 ),

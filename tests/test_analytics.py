@@ -81,6 +81,12 @@ ATTEMPTS = {
          ("i-1", "b", ns(T0 + 10 * M), 1, True, 1, 10 * MIN_NS),
          ("i-1", "c", ns(T0 + 11 * M), 1, True, 1, MIN_NS)],
     ),
+    "steps at the same time: the higher event index, then the higher uid": (
+        [{**run("i-1", cmd="c1"), "ei": 5}, {**fail("i-1", cmd="c1", exit_code=2), "ei": 4},
+         fail("i-2", cmd="c2", exit_code=3, uid="00000000-0000-4000-8000-0000000000b2"),
+         run("i-2", cmd="c2", uid="00000000-0000-4000-8000-0000000000b1")],
+        [("i-1", "c1", ns(T0), 2, False, 0, None), ("i-2", "c2", ns(T0), 2, True, 3, None)],
+    ),
     "window is half-open and empty keys are dropped": (
         [run("i-from", at=FROM, cmd="f"), run("i-to", at=TO, cmd="t"), run("", cmd="e")],
         [("i-from", "f", ns(FROM), 1, False, 0, None)],
@@ -102,6 +108,16 @@ def test_azure_events_are_attempts_each_and_keys_ignore_case(store, tmp_path):
         got = pick(analytics.attempts(con, FROM, TO, instance=VM.upper()), "cloud",
                    "instance_key", "steps", "is_failure", "since_previous")
     assert got == [("azure", VM, 1, False, None), ("azure", VM, 1, True, MIN_NS)]
+
+
+def test_run_attempts_names_reasons_only_when_asked(store, tmp_path):
+    with build(store, tmp_path, [fail("i-1", exit_code=104), run("i-2")]) as con:
+        sql = ("SELECT instance_key, reason, remedy IS NOT NULL FROM run_attempts("
+               "make_timestamp_ns($1), make_timestamp_ns($2){}) ORDER BY instance_key")
+        plain = con.execute(sql.format(""), [ns(FROM), ns(TO)]).fetchall()
+        named = con.execute(sql.format(", classify := true"), [ns(FROM), ns(TO)]).fetchall()
+    assert plain == [("i-1", None, False), ("i-2", None, False)]
+    assert named == [("i-1", "Proxy unreachable", True), ("i-2", None, False)]
 
 
 # --- failure_reasons / classified_attempts ---------------------------------------------------

@@ -169,3 +169,65 @@ def test_nanoseconds_survive_to_the_report(store, tmp_path):
 def test_no_rows(store, tmp_path):
     build(store, tmp_path, [make_run("i-1", at=T0 - 5 * H)])
     assert report(store) == []
+
+
+# --- the newest event, the window's days, the rows (performance shapes keep the rules) --------
+
+def latest(store, *cols: str) -> list[tuple]:
+    with connect(store) as con:
+        return con.execute(f"SELECT {', '.join(cols)} FROM latest_runs(make_timestamp_ns($1), "
+                           "make_timestamp_ns($2)) ORDER BY instance_key",
+                           [to_ns(FROM), to_ns(TO)]).fetchall()
+
+
+def test_ties_on_time_go_to_the_higher_event_index_then_the_higher_uid(store, tmp_path):
+    build(store, tmp_path, [
+        {**make_run("i-ei", "TDS00W", exit_code=2), "ei": 7},
+        {**make_run("i-ei", "TDS00I"), "ei": 3},
+        make_run("i-uid", "TDS00I", uid="00000000-0000-4000-8000-00000000000a"),
+        make_run("i-uid", "TDS00W", exit_code=3, uid="00000000-0000-4000-8000-00000000000b"),
+    ])
+    assert latest(store, "instance_key", "exit_code") == [("i-ei", 2), ("i-uid", 3)]
+
+
+def test_every_column_comes_from_the_newest_event_nulls_included(store, tmp_path):
+    build(store, tmp_path, [make_run("i-1", at=T0 - H, stdout="old", teleport_version="18.0.0"),
+                            make_run("i-1", at=T0)])  # the newest has no unknown field
+    assert latest(store, "stdout", "extra") == [("", None)]
+
+
+DAY = T0.replace(hour=0)
+US = timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize("frm,to,read,expected", [
+    (DAY, DAY + 24 * H, DAY, ["i-last", "i-first"]),  # newest first
+    (DAY - US, DAY, DAY - US, ["i-before"]),
+], ids=["a-whole-utc-day", "ending-at-midnight"])
+def test_a_window_reads_only_the_files_of_its_days(store, tmp_path, frm, to, read, expected):
+    build(store, tmp_path, [
+        make_run("i-before", at=DAY - US), make_run("i-first", at=DAY),
+        make_run("i-last", at=DAY + 24 * H - US), make_run("i-after", at=DAY + 24 * H),
+    ], at=DAY + 48 * H)
+    with connect(store) as con:  # then the other days' files are broken: never opened
+        for f in store.files("runs")[1:]:
+            if f"event_date={read:%Y-%m-%d}" not in f:
+                Path(f).write_bytes(b"not parquet")
+        assert keys(nodes_report(con, frm, to)) == expected
+
+
+def test_rows_are_ordinary_frozen_noderows(store, tmp_path):
+    import dataclasses
+
+    from pipeline.report.rows import NodeRow, RunResult
+
+    build(store, tmp_path, [make_run("i-1", "TDS00W", exit_code=1, stderr="boom")],
+          nodes=[make_aws_node("i-2")])
+    rows = {r.key: r for r in report(store)}
+    assert [type(r) for r in rows.values()] == [NodeRow, NodeRow]
+    assert isinstance(rows["i-1"].run, RunResult) and rows["i-2"].run is None
+    assert rows["i-1"] == NodeRow(**{f.name: getattr(rows["i-1"], f.name)
+                                     for f in dataclasses.fields(NodeRow)})
+    assert len({*rows.values()}) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rows["i-1"].region = "x"

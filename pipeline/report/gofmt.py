@@ -70,20 +70,15 @@ def rfc3339nano(ns: int) -> str:
     return rfc3339(ns)[:-1] + (f".{digits}" if digits else "") + "Z"
 
 
+# what Go's encoding/json escapes in a string (HTML-safe): short forms where it has them
+_JSON_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029]')
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t"}
+
+
 def _json_string(s: str) -> str:
-    out = ['"']
-    for ch in go_string(s):
-        o = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in "\b\f\n\r\t":
-            out.append({"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
-        elif o < 0x20 or ch in "<>&\u2028\u2029":
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + _JSON_ESCAPE.sub(
+        lambda m: _JSON_SHORT.get(m[0]) or f"\\u{ord(m[0]):04x}", go_string(s)) + '"'
 
 
 def _json_value(v: object, depth: int, indent: str) -> str:
