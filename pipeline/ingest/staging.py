@@ -49,14 +49,12 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
     out.mkdir(parents=True, exist_ok=True)
     staged = Staged()
     seq = itertools.count()
-    expected = {id(f): duck.plain_lines(f) for f in files}
-    fast = [f for f in files if expected[id(f)] is not None]
-    slow = [f for f in files if expected[id(f)] is None]
+    fast = [f for f in files if duck.candidate(f)]
+    slow = [f for f in files if not duck.candidate(f)]
     con.execute("SET preserve_insertion_order = true")  # rows in line order: numbered by position
     try:
         with ThreadPoolExecutor(WORKERS) as pool:
-            jobs = [pool.submit(_stage_group, con.cursor(), out, g, [expected[id(f)] for f in g], seq)
-                    for g in _groups(fast)]
+            jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq) for g in _groups(fast)]
             for job in jobs:  # in submission order: parts and progress stay deterministic
                 done, refused = job.result()
                 slow += refused
@@ -94,13 +92,20 @@ def _size(path: str) -> int:
         return 0
 
 
-def _stage_group(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:
-    """Stage `group` (files of `lines` lines) in one statement on the cursor `cur` (closed
-    after); if DuckDB refuses it or returns other counts, each file alone. Returns the parts
-    written, each with (source, first row, rows) per file, and the files refused (they take the
-    Arrow path)."""
+def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
+    """Stage the plain files of `group` in one statement on the cursor `cur` (closed after); if
+    DuckDB refuses it or returns other line counts, each file alone. Returns the parts written,
+    each with (source, first row, rows) per file, and the files refused (they take the Arrow
+    path). The line count runs here, beside the other worker's statement."""
+    lines = [duck.plain_lines(f) for f in group]
+    plain = [(f, n) for f, n in zip(group, lines, strict=True) if n is not None]
+    refused = [f for f, n in zip(group, lines, strict=True) if n is None]
+    if not plain:
+        cur.close()
+        return [], refused
     with cur:
-        return _stage_files(cur, out, group, lines, seq)
+        done, bad = _stage_files(cur, out, [f for f, _ in plain], [n for _, n in plain], seq)
+    return done, refused + bad
 
 
 def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:

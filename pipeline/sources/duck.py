@@ -24,11 +24,16 @@ _BLOCK = 16 * 1024 * 1024
 MAX_LINE = 64 * 1024 * 1024  # longer lines: the Arrow reader (they are quarantined anyway)
 
 
+def candidate(f: object) -> bool:
+    """Whether `f` may be plain (a local file, not named .parquet); `plain_lines` decides."""
+    return isinstance(f, SourceFile) and not _is_url(f.url) and not f.url.endswith(".parquet")
+
+
 def plain_lines(f: object) -> int | None:
     """How many lines `f` holds if it is a plain local file this reader takes (regular, not
     gzip, no byte-order mark, no `\r` anywhere); None otherwise, or if it cannot be read (the
     Arrow reader then reports why). The caller checks DuckDB returned exactly that many rows."""
-    if not isinstance(f, SourceFile) or _is_url(f.url) or f.url.endswith(".parquet"):
+    if not candidate(f):
         return None
     try:
         if not stat.S_ISREG(os.stat(f.url).st_mode):
