@@ -204,6 +204,15 @@ class History:
         return [f for f in self.history_files if Path(f).name[:10] in days]
 
 
+def _add(a, b):
+    """The sum of two ingest summaries (a backfill in several ingests)."""
+    from dataclasses import fields, replace
+
+    counts = {f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(a)
+              if isinstance(getattr(a, f.name), int)}
+    return replace(a, sources=a.sources + b.sources, **counts)
+
+
 def ensure_history(ctx: Ctx) -> History:
     """The history fleet (cached), split at end - 1h, its store built by our ingest once, with
     node and user-task snapshots taken at the end of the report window."""
@@ -237,7 +246,17 @@ def ensure_history(ctx: Ctx) -> History:
     if doc is None:
         log(f"building the history store ({len(history_files)} files) with our ingest -> {store}")
         shutil.rmtree(store, ignore_errors=True)
-        secs, summary = timed(lambda: ingest_events(Store(store), history_files))
+        # one ingest per month, as a backfill would run: a single 50M-event ingest needs more
+        # scratch disk for its dedup spill than this machine has
+        months: dict[str, list[str]] = {}
+        for f in history_files:
+            months.setdefault(Path(f).name[:7], []).append(f)
+        summary, secs = None, 0.0
+        for month, files in sorted(months.items()):
+            t, s_month = timed(lambda files=files: ingest_events(Store(store), files))
+            secs += t
+            log(f"  {month}: {s_month.conservation_line()} in {t:.1f}s")
+            summary = s_month if summary is None else _add(summary, s_month)
         for kind, name in (("nodes", "nodes.json"), ("user_tasks", "user_tasks.json")):
             ingest_snapshot(Store(store), kind, str(fleet.root / name), window[1])
         doc = {"ingest": summary.to_dict() | {"sources": len(summary.sources)},
