@@ -2,9 +2,8 @@
 
 Pass 1 (`staging`) runs every line through the bulk validator (`stage.stage_sql`) and writes the
 verdicts and typed fields to scratch Parquet. Pass 2 judges each uid against the input and the
-store (narrow columns only). Pass 3 writes the fresh rows into the store's partitions, a bounded
-batch of partitions per statement; one manifest commit publishes them with the quarantine and
-the ingest log.
+store (narrow columns only). Pass 3 writes the fresh rows into the store's partitions, one plain
+COPY per partition; one manifest commit publishes them with the quarantine and the ingest log.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
 from pipeline.store.manifest import Writer
 
 Progress = Callable[[str, int], None]
-WORKERS = 2  # pass 3 statements side by side (each writes one partition on about one core)
 
 
 @dataclass
@@ -131,7 +129,7 @@ def derived(column: str) -> str:
 
 
 def _fresh_rows(ds, kind: str, w: Writer) -> str:
-    cols = ", ".join(f"{chr(39) + w.ingest_id + chr(39) if c == 'ingest_id' else derived(c)} AS {c}"
+    cols = ", ".join(f"{sql_str(w.ingest_id) if c == 'ingest_id' else derived(c)} AS {c}"
                      for c, _ in ds.columns + ds.partition)
     # anti-join the (usually few) rows that are not fresh: cheaper than joining the fresh ones
     return (f"SELECT {cols} FROM staged ANTI JOIN nonfresh_{kind} f USING (source, line_no) "
@@ -140,20 +138,20 @@ def _fresh_rows(ds, kind: str, w: Writer) -> str:
 
 def _write_fresh(con, w: Writer, ds, kind: str) -> int:
     """Pass 3: the fresh rows into their partitions, one plain COPY per partition (a
-    partitioned COPY spills and costs twice as much here), WORKERS at a time; the staged row
+    partitioned COPY spills and costs twice as much here), `staging.WORKERS` at a time; the staged row
     groups of other days are skipped by their statistics on the plain column `event_date`."""
     con.execute(f"CREATE OR REPLACE TABLE nonfresh_{kind} AS SELECT source, line_no "
                 f"FROM verdict_{kind} WHERE verdict <> 'fresh'")  # a table: cursors read it
     keys = [c for c, _ in ds.partition]
     parts = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM ranked ORDER BY ALL").fetchall()
+    # staged.event_date, a plain column (not derived from time): its statistics prune
+    column = {"event_date": "staged.event_date"}
     jobs = []
     for values in parts:
         key = dict(zip(keys, values, strict=True))
-        where = " AND ".join(f"{derived(k)} = {_literal(v)}" for k, v in key.items())
-        query = (f"{_fresh_rows(ds, kind, w)} AND staged.event_date = "
-                 f"{_literal(key['event_date'])} AND {where}")
-        jobs.append((query, key))
-    with ThreadPoolExecutor(WORKERS) as pool:
+        where = " AND ".join(f"{column.get(k) or derived(k)} = {_literal(v)}" for k, v in key.items())
+        jobs.append((f"{_fresh_rows(ds, kind, w)} AND {where}", key))
+    with ThreadPoolExecutor(staging.WORKERS) as pool:
         outs = list(pool.map(lambda job: _copy(con, w, ds, *job), jobs))
     return sum(len(w.add_tree(ds.name, out)) for out in outs)  # in order, from this thread
 

@@ -100,10 +100,9 @@ def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
     lines = [duck.plain_lines(f) for f in group]
     plain = [(f, n) for f, n in zip(group, lines, strict=True) if n is not None]
     refused = [f for f, n in zip(group, lines, strict=True) if n is None]
-    if not plain:
-        cur.close()
-        return [], refused
     with cur:
+        if not plain:
+            return [], refused
         done, bad = _stage_files(cur, out, [f for f, _ in plain], [n for _, n in plain], seq)
     return done, refused + bad
 
@@ -131,9 +130,9 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[li
             bad += b
         return done, bad
     rows, row = [], 0
-    for f in group:  # DuckDB reads the files in the order listed
-        rows.append((f.name, row, counts.get(f.name, 0)))
-        row += counts.get(f.name, 0)
+    for f, n in zip(group, lines, strict=True):  # DuckDB reads the files in the order listed
+        rows.append((f.name, row, n))
+        row += n
     return [(str(part), rows)], []
 
 
@@ -212,12 +211,13 @@ def _table(con, name: str, table: pa.Table) -> None:
 
 def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
     """The raw text of `wanted` (source, line_no) lines of DuckDB-read files, read again (pass 1
-    keeps only what it needs; this serves the rare uid conflicts)."""
+    keeps only what it needs; this serves the rare uid conflicts). Only lines of files staged by
+    DuckDB lack their text, so every wanted source is a plain local file."""
     out: dict[tuple[str, int], bytes] = {}
     by_name = {f.name: f for f in files}
     for name in sorted({s for s, _ in wanted}):
         f = by_name.get(name)
-        if f is None or duck.plain_lines(f) is None:
+        if f is None:
             continue
         lines = sorted(n for s, n in wanted if s == name)
         con.execute("SET preserve_insertion_order = true")
