@@ -86,7 +86,9 @@ def run_stage(con, batch: pa.Table, sink) -> None:
     try:
         try:
             sink(stage_sql())
-        except duckdb.Error:
+        # DuckDB quotes the failing line in its message, cut at a byte count: cut inside a UTF-8
+        # character, the message itself fails to decode (UnicodeDecodeError, not duckdb.Error)
+        except (duckdb.Error, UnicodeDecodeError):
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE split AS SELECT *, CASE WHEN json_valid(l) "
                 "THEN json_type(l) = 'OBJECT' ELSE false END AS is_object FROM batch_lines"

@@ -117,7 +117,7 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[li
         counts = dict(cur.execute(
             f"SELECT source, count(*) FROM read_parquet({sql_str(part)}) GROUP BY source").fetchall())
         refused = [counts.get(f.name, 0) for f in group] != lines  # e.g. grown meanwhile
-    except duckdb.Error:
+    except (duckdb.Error, UnicodeDecodeError):  # (a quoted line cut inside a character: stage.py)
         refused = True
     if refused:
         part.unlink(missing_ok=True)

@@ -350,6 +350,10 @@ fuzz_lines = st.lists(st.one_of(mutated(), garbage, st.sampled_from(
 @example([b"\x1f\x8b", b""])  # starts like gzip, is not: one quarantined item, counted
 @example([line(NO_UID)[:-1] + b",}", line(NO_UID)])
 @example([line({**NO_UID, "stdout": "X"}).replace(b'"X"', b"[" * 3000 + b"]" * 3000)])
+# DuckDB's error quotes the unterminated line cut inside a 4-byte character: its message did not
+# decode, and the UnicodeDecodeError escaped the fallback to the per-row safe form
+@example([line(RUN) + b"\r",
+          b'{"ei": 0, "event": "ssm.run", "uid": "\xc2\x80\xc2\x80\xc2\x80\xc2\x80\xf0\x90\x80\x80"'])
 def test_fuzzed_files_never_raise_and_every_line_is_counted_once(lines: list[bytes]) -> None:
     import tempfile
 
