@@ -104,14 +104,15 @@ def instance_key(text: str) -> str:
 
 def attempts(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant,
              instance: str | None = None) -> pa.Table:
-    """`classified_attempts` in [start, end), oldest first (then attempt id); with `instance`,
+    """`classified_attempts` in [start, end), oldest first (then attempt id, cloud, instance:
+    one SSM command on several instances is one attempt each, at the same time); with `instance`,
     only that instance's (EC2 ids exactly, VM ids case-insensitively)."""
     sql = f"SELECT * FROM classified_attempts({_W})"
     params: list = _window(start, end)
     if instance is not None:
         sql += " WHERE instance_key IN ($3, lower($3))"
         params.append(instance_key(instance))
-    return _run(con, sql + " ORDER BY time, attempt_id", params)
+    return _run(con, sql + " ORDER BY time, attempt_id, cloud, instance_key", params)
 
 
 def instance_history(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant, *,
