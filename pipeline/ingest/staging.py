@@ -1,9 +1,9 @@
 """Pass 1 of an ingest: every input line's verdict and typed fields, staged to scratch Parquet.
 
 Plain local files are read by DuckDB itself (`sources.duck`: parallel, in order) and staged one
-group per statement; every other source (gzip, Parquet, URLs, DynamoDB, a file DuckDB refuses)
-streams through Arrow in bounded chunks. Both give the same staged rows (`stage.stage_sql`); the
-`staged` view numbers the DuckDB-read lines from their position in the staged file.
+group per statement, each line numbered as DuckDB reads it; every other source (gzip, Parquet,
+URLs, DynamoDB, a file DuckDB refuses) streams through Arrow in bounded chunks. Both give the same
+staged rows (`stage.stage_sql`).
 """
 
 from __future__ import annotations
@@ -29,17 +29,15 @@ from pipeline.store.manifest import Writer
 Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
 GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
-WORKERS = 2  # statements side by side: an order-preserving COPY keeps about one core busy
+WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
 
 @dataclass
 class Staged:
-    """What pass 1 wrote: the part files, and for DuckDB-read parts where each source's rows
-    start (row index in the part; its line 1)."""
+    """What pass 1 wrote: the part files, and how many lines they hold."""
 
     parts: list[str] = field(default_factory=list)
-    starts: list[tuple[str, str, int]] = field(default_factory=list)  # (part, source, row)
     read: int = 0
 
 
@@ -51,22 +49,17 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
     seq = itertools.count()
     fast = [f for f in files if duck.candidate(f)]
     slow = [f for f in files if not duck.candidate(f)]
-    con.execute("SET preserve_insertion_order = true")  # rows in line order: numbered by position
-    try:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq) for g in _groups(fast)]
-            for job in jobs:  # in submission order: parts and progress stay deterministic
-                done, refused = job.result()
-                slow += refused
-                for part, counts in done:
-                    staged.parts.append(part)
-                    for name, start, n in counts:
-                        staged.starts.append((part, name, start))
-                        staged.read += n
-                        if progress:
-                            progress(name, n)
-    finally:
-        con.execute("SET preserve_insertion_order = false")
+    with ThreadPoolExecutor(WORKERS) as pool:
+        jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq) for g in _groups(fast)]
+        for job in jobs:  # in submission order: parts and progress stay deterministic
+            done, refused = job.result()
+            slow += refused
+            for part, counts in done:
+                staged.parts.append(part)
+                for name, n in counts:
+                    staged.read += n
+                    if progress:
+                        progress(name, n)
     _stage_arrow(con, out, slow, staged, seq, progress)
     if not staged.parts:  # nothing read: one empty file keeps the schema
         _stage_arrow(con, out, [], staged, seq, progress, empty=True)
@@ -95,7 +88,7 @@ def _size(path: str) -> int:
 def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
     """Stage the plain files of `group` in one statement on the cursor `cur` (closed after); if
     DuckDB refuses it or returns other line counts, each file alone. Returns the parts written,
-    each with (source, first row, rows) per file, and the files refused (they take the Arrow
+    each with (source, lines) per file, and the files refused (they take the Arrow
     path). The line count runs here, beside the other worker's statement."""
     lines = [duck.plain_lines(f) for f in group]
     plain = [(f, n) for f, n in zip(group, lines, strict=True) if n is not None]
@@ -110,8 +103,8 @@ def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
 def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:
     part = out / f"part-{next(seq)}.parquet"
     query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, source=(
-        "(SELECT source, NULL::BIGINT AS line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
-        f"FROM ({duck.lines_sql(group)}))"))
+        "(SELECT source, line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
+        f"FROM ({duck.numbered_sql(group, lines)}))"))
     try:
         cur.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
         counts = dict(cur.execute(
@@ -129,11 +122,7 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[li
             done += d
             bad += b
         return done, bad
-    rows, row = [], 0
-    for f, n in zip(group, lines, strict=True):  # DuckDB reads the files in the order listed
-        rows.append((f.name, row, n))
-        row += n
-    return [(str(part), rows)], []
+    return [(str(part), [(f.name, n) for f, n in zip(group, lines, strict=True)])], []
 
 
 def _stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
@@ -164,21 +153,11 @@ def _chunks(files: list, staged: Staged, progress) -> Iterator[pa.Table]:
 
 
 def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None) -> None:
-    """View `staged`: pass-1 rows with their line numbers, derived uids and the window applied."""
+    """View `staged`: pass-1 rows with derived uids and the window applied."""
     # the parts by name, not by a glob: the store's path may hold glob characters ([, *, ?);
     # tables, not registered Arrow or variables: the view is read from other cursors too
     parts = "[" + ", ".join(sql_str(p) for p in staged.parts) + "]"
-    _table(con, "line_starts", pa.table({
-        "part": pa.array([s[0] for s in staged.starts], pa.string()),
-        "src": pa.array([s[1] for s in staged.starts], pa.string()),
-        "start": pa.array([s[2] for s in staged.starts], pa.int64()),
-    }))
-    con.execute(
-        "CREATE OR REPLACE VIEW staged_lines AS SELECT s.* EXCLUDE (filename, file_row_number) "
-        "REPLACE (coalesce(s.line_no, s.file_row_number - o.start + 1) AS line_no) "
-        f"FROM read_parquet({parts}, filename = true, file_row_number = true) s "
-        "LEFT JOIN line_starts o ON o.part = s.filename AND o.src = s.source"
-    )
+    con.execute(f"CREATE OR REPLACE VIEW staged_lines AS SELECT * FROM read_parquet({parts})")
     missing = con.execute(
         "SELECT source, line_no, raw FROM staged_lines WHERE kind IN ('run', 'join') AND uid = ''"
     ).fetchall()

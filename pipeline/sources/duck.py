@@ -7,12 +7,15 @@ this reader treats specially (`\\r`, its column delimiter 0x01) or starting with
 mark; a file it refuses (invalid UTF-8, a line over `MAX_LINE`); and a file for which it returns
 another number of rows than the file has lines (one grown meanwhile).
 
-Rows come back in file order, then line order (DuckDB preserves insertion order for a COPY to one
-file), one row per line exactly like `files.read_lines`; the caller numbers them.
+Rows come back one per line exactly like `files.read_lines`, each numbered by its position:
+`row_number() OVER ()` counts in the order the reader returns them (a streaming window fixes the
+order of its pipeline whatever `preserve_insertion_order` says: files in the order listed, lines
+in file order).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 
@@ -72,6 +75,15 @@ def lines_sql(files: list[SourceFile]) -> str:
         "header = false, auto_detect = false, new_line = '\\n', "
         f"max_line_size = {MAX_LINE}, filename = true)"
     )
+
+
+def numbered_sql(files: list[SourceFile], lines: list[int]) -> str:
+    """A relation (`source`, `line_no`, `l`): every line of `files` with its 1-based number in its
+    file, given `lines`, how many lines each file holds (`plain_lines`)."""
+    before = itertools.accumulate(lines[:-1], initial=0)
+    starts = ", ".join(f"{_lit(f.name)}: {n}" for f, n in zip(files, before, strict=True))
+    return (f"SELECT source, row_number() OVER () - MAP {{{starts}}}[source] AS line_no, l "
+            f"FROM ({lines_sql(files)})")
 
 
 def _lit(s: str) -> str:
