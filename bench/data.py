@@ -263,8 +263,23 @@ def ensure_history(ctx: Ctx) -> History:
                "seconds": secs, "raw_bytes": sum(os.path.getsize(f) for f in history_files)}
         _mark(store, doc)
         log(f"  {summary.conservation_line()} in {secs:.1f}s")
+    doc = _refresh_rollups(store, doc)
     doc = doc | {"split": _done(split)}
     return History(fleet, history_files, hours, store, cut, window, doc)
+
+
+def _refresh_rollups(store: Path, doc: dict) -> dict:
+    """Rollups brought up to date, as the daily maintenance would have (a no-op when they are:
+    any change to sql/ stales them); the time of the last real refresh is kept in the marker."""
+    from pipeline import rollup
+    from pipeline.store import Store
+
+    secs, built = timed(lambda: rollup.refresh(Store(store), say=log))
+    if built["months_built"] or built["days_built"]:
+        log(f"  rollups: {built} in {secs:.1f}s")
+        doc = doc | {"rollup": built | {"seconds": secs}}
+        _mark(store, doc)
+    return doc
 
 
 def ensure_small_store(ctx: Ctx) -> tuple[Path, tuple[datetime, datetime]]:

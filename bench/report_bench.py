@@ -46,8 +46,10 @@ def raw_connection(h: History, files: list[str]) -> duckdb.DuckDBPyConnection:
 
     con = connect(h.store)
     con.execute(raw_runs_view(files))
-    con.execute("CREATE OR REPLACE MACRO runs_on_days(first_day, last_day) AS TABLE "
-                "SELECT * FROM runs WHERE event_date BETWEEN first_day AND last_day")
+    con.execute("CREATE OR REPLACE MACRO runs_on_days(first_day, last_day, skip_months := "
+                "[]::DATE[]) AS TABLE SELECT * FROM runs WHERE event_date BETWEEN first_day "
+                "AND last_day")
+    con.execute("SET VARIABLE rollup_latest_months = []::DATE[]")  # no rollups of raw JSON
     return con
 
 
@@ -99,17 +101,58 @@ W = "make_timestamp_ns($1), make_timestamp_ns($2)"
 STATUS = "time, is_failure, exit_code, api_error"  # what a status line needs of the newest run
 
 
-def _query_row(con, name: str, ours_sql: str, base_sql: str, base_what: str, limit: float,
-               runs: int, params: list, note: str = "") -> Row:
-    a, b = interleave(runs, lambda: _ms(lambda: con.execute(ours_sql, params).fetchall()),
-                      lambda: _ms(lambda: con.execute(base_sql, params).fetchall()), name)
+def _query_row(name: str, ours_fn, base_fn, base_what: str, limit: float, runs: int,
+               note: str = "") -> Row:
+    """`ours_fn` and `base_fn` (each returning rows, a list or a table) timed interleaved."""
+    a, b = interleave(runs, lambda: _ms(ours_fn), lambda: _ms(base_fn), name)
     ours, base = median([x["seconds"] for x in a]), median([x["seconds"] for x in b])
     return Row(NAME, name, ours, "s", baseline=base, baseline_what=base_what,
                ratio=ours / base, ratio_what="ours time / baseline time",
                target=f"<= {limit:g} s", checks=[Check("ours", "max", limit, ours)], note=note,
                samples={"ours_s": [x["seconds"] for x in a], "base_s": [x["seconds"] for x in b],
-                        "ours_rows": len(a[0]["rows"]), "base_rows": len(b[0]["rows"]),
-                        "ours_first": a[0]["rows"][:3], "base_first": b[0]["rows"][:3]})
+                        "ours_rows": len(a[0]["rows"]), "base_rows": len(b[0]["rows"])})
+
+
+def _sql(con, sql: str, params: list):
+    return lambda: con.execute(sql, params).fetchall()
+
+
+def _latest_rows(con, runs_only, lo: int, hi: int, span: str, runs: int) -> list[Row]:
+    """Latest status with the month rollups (what users get) and from runs alone."""
+    ours = f"SELECT cloud, instance_key, {STATUS} FROM latest_runs({W}) ORDER BY ALL"
+    base = (f"SELECT cloud, instance_key, arg_max(({STATUS}), (time, ei, uid)) FROM runs"
+            " WHERE time >= make_timestamp_ns($1) AND time < make_timestamp_ns($2)"
+            " AND instance_key <> '' GROUP BY ALL")
+    base_what = "arg_max per instance over the runs view (the engine's cheapest full scan)"
+    same = _sql(con, ours, [lo, hi])() == _sql(runs_only, ours, [lo, hi])()
+    months = len(con.execute(f"SELECT rolled_months({W})", [lo, hi]).fetchall()[0][0])
+    # the status columns are fetched: over a bare count(*) the engine skips computing them
+    return [_query_row(f"latest_runs status of every instance, {span}",
+                       _sql(con, ours, [lo, hi]), _sql(con, base, [lo, hi]), base_what, 3, runs,
+                       note=f"{months} whole months from rollup_latest, the rest scanned; rows "
+                            f"identical to runs only: {same}"),
+            _query_row(f"latest_runs status of every instance, runs only, {span}",
+                       _sql(runs_only, ours, [lo, hi]), _sql(con, base, [lo, hi]), base_what, 3,
+                       runs, note="no rollups (before the first refresh, or all stale)")]
+
+
+def _trend_rows(con, lo: int, hi: int, span: str, runs: int) -> list[Row]:
+    from pipeline import analytics, rollup
+
+    base = ("SELECT date_trunc('day', time) AS day, cloud, count(*), count(*) FILTER "
+            "(WHERE is_failure) FROM runs WHERE time >= make_timestamp_ns($1) "
+            "AND time < make_timestamp_ns($2) GROUP BY ALL ORDER BY ALL")
+    plan = rollup.plan_trends(con, lo, hi)
+    live_days = sum((b - a).days + 1 for a, b in plan.live)
+    rows = []
+    for dim in ("cloud", "category"):
+        rows.append(_query_row(
+            f"failure_trends day/{dim}, {span}",
+            lambda dim=dim: analytics.failure_trends(con, lo, hi, bucket="day", by=dim),
+            _sql(con, base, [lo, hi]), "GROUP BY day, cloud over the runs view (events, failures)",
+            2, runs, note=f"analytics.failure_trends: {len(plan.rolled)} days from rollup_trends,"
+                          f" {live_days} computed from runs"))
+    return rows
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -125,33 +168,17 @@ def run(ctx: Ctx) -> list[Row]:
     rows = [Row(NAME, "connect (views + sql/ relations)", median([x["seconds"] for x in conn_a]),
                 "s", baseline=median([x["seconds"] for x in conn_b]),
                 baseline_what="duckdb.connect() alone", note="paid once per process (CLI)")]
+    if "rollup" in h.doc:
+        r = h.doc["rollup"]
+        rows.append(Row(NAME, f"rollup refresh: {r['months_built']} months, {r['days_built']} days",
+                        r["seconds"], "s", note="last full build (discovery-history rollup)"))
     rows += _nodes_rows(ctx, h, con)
     lo, hi = _whole(con)
     span = f"whole history ({ctx.scale.history_days} d, {human(stored)} events)"
-    # the status columns are fetched: over a bare count(*) the engine skips computing them
-    rows.append(_query_row(
-        con, f"latest_runs status of every instance, {span}",
-        f"SELECT cloud, instance_key, {STATUS} FROM latest_runs({W})",
-        f"SELECT cloud, instance_key, arg_max(({STATUS}), (time, ei, uid)) FROM runs"
-        " WHERE time >= make_timestamp_ns($1) AND time < make_timestamp_ns($2)"
-        " AND instance_key <> '' GROUP BY ALL",
-        "arg_max per instance over the same runs view (the engine's cheapest shape)", 3,
-        ctx.runs, [lo, hi], note=f"fetched: cloud, instance_key, {STATUS}"))
-    has_trends = con.execute("SELECT count(*) FROM duckdb_functions() "
-                             "WHERE function_name = 'failure_trends'").fetchall()[0][0] > 0
-    base_sql = ("SELECT date_trunc('day', time) AS day, cloud, count(*), count(*) FILTER "
-                "(WHERE is_failure) FROM runs WHERE time >= make_timestamp_ns($1) "
-                "AND time < make_timestamp_ns($2) GROUP BY ALL ORDER BY ALL")
-    base_what = "GROUP BY day, cloud over the runs view (events, failures)"
-    if has_trends:
-        for dim in ("cloud", "category"):
-            rows.append(_query_row(
-                con, f"failure_trends day/{dim}, {span}",
-                f"SELECT * FROM failure_trends({W}, 'day', '{dim}')", base_sql, base_what, 2,
-                ctx.runs, [lo, hi], note="sql/140_failure_trends.sql (attempts, classified)"))
-    else:
-        rows.append(_query_row(con, f"trends by day (no trends relation), {span}", base_sql,
-                               base_sql, base_what, 2, ctx.runs, [lo, hi],
-                               note="no failure_trends relation loaded: GROUP BY day measured"))
+    runs_only = connect(h.store)
+    runs_only.execute("SET VARIABLE rollup_latest_months = []::DATE[]")
+    rows += _latest_rows(con, runs_only, lo, hi, span, ctx.runs)
+    runs_only.close()
+    rows += _trend_rows(con, lo, hi, span, ctx.runs)
     con.close()
     return rows

@@ -1,5 +1,6 @@
 """Daily store upkeep at 03:00 UTC: compact small files per partition (same rows before and
-after), apply the optional retention (`retention_days`), then verify the store (schema,
+after), apply the optional retention (`retention_days`), rebuild the rollups those steps and the
+day's ingests made stale (pipeline/rollup.py), then verify the store (schema,
 partitions, duplicate uids, row counts vs the ingest log, orphans) and fail loudly on any
 inconsistency. Each step is one store transaction; `verify` runs even when a step failed.
 """
@@ -63,6 +64,15 @@ def discovery_maintenance():
             return {"skipped": "retention_days is not set: history is kept forever"}
         return retain(Store(settings.store), settings.retention_days, _today())
 
+    @task
+    def refresh_rollups() -> dict:
+        """Rebuild the rollups the steps before (and the day's ingests) made stale."""
+        from pipeline import rollup
+        from pipeline.config import airflow_settings
+        from pipeline.store import Store
+
+        return rollup.refresh(Store(airflow_settings().store))
+
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def verify() -> dict:
         """Fail with every problem listed when the store is inconsistent."""
@@ -76,7 +86,7 @@ def discovery_maintenance():
                              + "\n  ".join(problems))
         return {"problems": 0}
 
-    compact() >> apply_retention() >> verify()
+    compact() >> apply_retention() >> refresh_rollups() >> verify()
 
 
 discovery_maintenance()

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline import query
+from pipeline import query, rollup
 from pipeline.store import Store
 from pipeline.timeutil import InputError
 
@@ -137,8 +137,13 @@ def failure_trends(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant,
         raise InputError(f"unknown bucket {bucket!r} (allowed: {', '.join(BUCKETS)})")
     if by not in DIMENSIONS:
         raise InputError(f"unknown dimension {by!r} (allowed: {', '.join(DIMENSIONS)})")
-    return _run(con, f"SELECT * FROM failure_trends({_W}, $3, $4)",
-                [*_window(start, end), bucket, by])
+    lo, hi = _window(start, end)
+    if bucket == "day":  # whole days from fresh rollups (pipeline/rollup.py), the rest computed
+        plan = rollup.plan_trends(con, lo, hi)
+        if plan.rolled:
+            sql, params = rollup.trends_sql(plan, lo, hi, by)
+            return _run(con, sql, params)
+    return _run(con, f"SELECT * FROM failure_trends({_W}, $3, $4)", [lo, hi, bucket, by])
 
 
 def compare_periods(con: duckdb.DuckDBPyConnection, before: tuple[Instant, Instant],

@@ -1,4 +1,5 @@
-"""CLI commands that look after a store: `verify` (a read-only consistency check) and `compact`.
+"""CLI commands that look after a store: `verify` (a read-only consistency check), `compact`
+and `rollup`.
 
 They adapt arguments, call `pipeline.maintenance`, and print; errors become one line through
 `pipeline.cli.friendly`. `pipeline.cli` registers them (`main.add_command(verify_cmd)`,
@@ -103,4 +104,26 @@ def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
                f"{s['files_before']} files -> {s['files_after']}, {s['rows']} rows kept")
 
 
-COMMANDS = (verify_cmd, compact_cmd)
+@click.command("rollup")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help=LOCK_TIMEOUT_HELP)
+@click.pass_context
+@_friendly
+def rollup_cmd(ctx: click.Context, lock_timeout: float) -> None:
+    """Bring the rollups up to date with the stored runs (the newest run per instance of each
+    month, each day's trends), in one transaction. Year-long `history`/`trends` queries and
+    reports read them; answers are the same without them, only slower. Run after ingests and
+    compaction (the maintenance DAG does, daily)."""
+    from pipeline import rollup
+
+    say = (lambda msg: click.echo(msg, err=True)) if sys.stderr.isatty() else None
+    s = rollup.refresh(_store(ctx), lock_timeout=lock_timeout, say=say)
+    if not (s["months_built"] or s["days_built"] or s["month_files_removed"]
+            or s["day_files_removed"]):
+        click.echo("rollups up to date")
+        return
+    click.echo(f"rollups: built {s['months_built']} month(s) and {s['days_built']} day(s); "
+               f"removed {s['month_files_removed'] + s['day_files_removed']} stale file(s)")
+
+
+COMMANDS = (verify_cmd, compact_cmd, rollup_cmd)

@@ -26,6 +26,8 @@ PARTITION_EXPR = {
     "quarantine": {"ingest_date": "CAST(quarantined_at AS DATE)"},
     "node_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
     "user_task_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
+    "rollup_latest": {"event_month": "CAST(date_trunc('month', event_date) AS DATE)"},
+    "rollup_trends": {"event_date": "CAST(bucket_start AS DATE)"},
 }
 EVENT_DATASETS = ("runs", "joins")
 MAX_LISTED = 10

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline import rollup
 from pipeline.report.rows import NodeRow, rows_from_columns, run_results
 from pipeline.store import Store
-from pipeline.store.layout import DATASETS
+from pipeline.store.layout import DATASETS, ROLLUPS
 
 CLOUDS = ("aws", "azure")
 
@@ -54,26 +55,31 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     store.register(con)
     for name, ds in DATASETS.items():
         con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
+        if name in ROLLUPS:  # read through latest_runs and analytics.failure_trends only; a
+            continue         # store from before rollups has no schema file for a view yet
         hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
         options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
         files = f"getvariable('{name}_files')"
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
                     f"{files}, union_by_name = true{options})")
         if "event_date" in dict(ds.partition):
-            con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day) AS TABLE "
-                        f"SELECT * FROM read_parquet({_days_filter(files)}, union_by_name = true"
-                        f"{options})")
+            con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
+                        "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
+                        f"{_days_filter(files)}, union_by_name = true{options})")
+    rollup.attach_latest(con, store, manifest.datasets)
     for path in sql_files():
         con.execute(path.read_text())
 
 
 def _days_filter(files: str) -> str:
-    """SQL keeping, of the list `files`, the schema file (first) and days [first_day, last_day]."""
+    """SQL keeping, of the list `files`, the schema file (first) and days [first_day, last_day]
+    outside the months `skip_months` (DATEs, first of the month)."""
     # by the `event_date=` folder, before binding: union_by_name reads the footer of every file
     # listed, which grows with the history. A file without that folder is kept.
-    day = r"regexp_extract(f, '[/\\]event_date=([0-9-]+)[/\\]', 1)"
-    return (f"list_filter({files}, lambda f, i: i = 1 OR coalesce(nullif({day}, '') BETWEEN"
-            " strftime(first_day, '%Y-%m-%d') AND strftime(last_day, '%Y-%m-%d'), true))")
+    day = r"nullif(regexp_extract(f, '[/\\]event_date=([0-9-]+)[/\\]', 1), '')"
+    return (f"list_filter({files}, lambda f, i: i = 1 OR coalesce({day} BETWEEN"
+            " strftime(first_day, '%Y-%m-%d') AND strftime(last_day, '%Y-%m-%d') AND NOT"
+            f" list_contains(skip_months, TRY_CAST(left({day}, 7) || '-01' AS DATE)), true))")
 
 
 def nodes_report(

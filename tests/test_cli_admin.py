@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.cli_admin import compact_cmd, verify_cmd
+from pipeline.cli_admin import compact_cmd, rollup_cmd, verify_cmd
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.query import connect
@@ -35,7 +35,8 @@ REGISTERED = (
 )
 # In-process: the real `main` group (its --store option and callback) with the two commands.
 GROUP = click.Group(name="discovery-history", params=main.params, callback=main.callback,
-                    commands={**main.commands, "verify": verify_cmd, "compact": compact_cmd})
+                    commands={**main.commands, "verify": verify_cmd, "compact": compact_cmd,
+                              "rollup": rollup_cmd})
 PREFIX = "discovery-history: error: "
 VM = "0f8a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
 H = timedelta(hours=1)
@@ -174,8 +175,8 @@ def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
         runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     assert p.stdout == (
         f"store OK: {lake} (manifest v{manifest(lake)['version']}): runs {runs}, joins 0, "
-        "quarantine 1, node_snapshots 1, user_task_snapshots 0, snapshot_log 1, ingest_log 3 "
-        f"rows in {sum(len(v) for v in manifest(lake)['datasets'].values())} files\n")
+        "quarantine 1, node_snapshots 1, user_task_snapshots 0, snapshot_log 1, ingest_log 3, "
+        f"rollup_latest 0, rollup_trends 0 rows in {sum(len(v) for v in manifest(lake)['datasets'].values())} files\n")
     assert runs == 11
 
 
@@ -189,7 +190,7 @@ def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
                      id="store-is-a-file"),
     ],
 )
-@pytest.mark.parametrize("command", ["verify", "compact"])
+@pytest.mark.parametrize("command", ["verify", "compact", "rollup"])
 def test_store_errors_are_one_line(tmp_path: Path, make, fragment: str, command: str) -> None:
     store = make(tmp_path / "lake")
     p = cli("--store", str(store), command)
@@ -213,6 +214,16 @@ def test_compact_merges_partitions_keeps_rows_and_verifies(lake: Path) -> None:
     assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
     again = cli("--store", str(lake), "compact")
     assert again.stdout == "nothing to compact: every partition holds one file\n"
+
+
+def test_rollup_builds_then_has_nothing_to_do(lake: Path) -> None:
+    days = {r.split("event_date=")[1][:10] for r in manifest(lake)["datasets"]["runs"]}
+    p = cli("--store", str(lake), "rollup")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert p.stdout == (f"rollups: built 1 month(s) and {len(days)} day(s); "
+                        "removed 0 stale file(s)\n")
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+    assert cli("--store", str(lake), "rollup").stdout == "rollups up to date\n"
 
 
 def test_as_a_real_process(lake: Path) -> None:

@@ -170,6 +170,29 @@ INGEST_LOG = Dataset(
     ),
 )
 
+# Rollups (pipeline/rollup.py): derived from `runs`, rebuilt by `discovery-history rollup`. Each
+# file's name ends in the fingerprint of the runs files (and SQL) it was computed from; a reader
+# uses only those whose fingerprint still matches, so a stale rollup is never read.
+ROLLUP_LATEST = Dataset(  # the newest run per instance of each month: runs' rows, keys included
+    "rollup_latest",
+    RUNS.columns + RUNS.partition,
+    (("event_month", "DATE"),),
+)
+
+ROLLUP_TRENDS = Dataset(  # failure_trends rows of each day, bucket 'day', every dimension
+    "rollup_trends",
+    (
+        ("dimension", "VARCHAR"),
+        ("bucket_start", "TIMESTAMP"),
+        ("key", "VARCHAR"),
+        ("attempts", "BIGINT"),
+        ("failures", "BIGINT"),
+        ("failing_instances", "BIGINT"),
+        ("instances", "BIGINT"),
+    ),
+    (("event_date", "DATE"),),
+)
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -180,5 +203,8 @@ DATASETS: dict[str, Dataset] = {
         USER_TASK_SNAPSHOTS,
         SNAPSHOT_LOG,
         INGEST_LOG,
+        ROLLUP_LATEST,
+        ROLLUP_TRENDS,
     )
 }
+ROLLUPS = (ROLLUP_LATEST.name, ROLLUP_TRENDS.name)

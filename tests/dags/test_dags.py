@@ -174,8 +174,9 @@ def test_maintenance_dag_structure(dagbag):
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.timetable.expression == "0 3 * * *"
     assert dag.get_task("apply_retention").upstream_task_ids == {"compact"}
+    assert dag.get_task("refresh_rollups").upstream_task_ids == {"apply_retention"}
     verify = dag.get_task("verify")
-    assert verify.upstream_task_ids == {"apply_retention"}
+    assert verify.upstream_task_ids == {"refresh_rollups"}
     assert verify.trigger_rule == "all_done"  # verify even when a step failed
 
 
@@ -403,8 +404,11 @@ def test_maintenance_dag_compacts_and_verifies(dags, fleet):
     run = run_dag(dags["discovery_maintenance"], datetime(2026, 5, 6, 3, tzinfo=UTC))
     assert state(run) == "success", states(run)
     assert _runs(fleet.store) == before
-    runs = Store(fleet.store).manifest().datasets["runs"]
+    datasets = Store(fleet.store).manifest().datasets
+    runs = datasets["runs"]
     assert len(runs) == len({r.rsplit("/", 1)[0] for r in runs})  # one file per partition
+    days = {r.split("event_date=")[1].split("/")[0] for r in runs}
+    assert {r.split("=")[1].split("/")[0] for r in datasets["rollup_trends"]} == days
 
     orphan = fleet.store / "runs" / "cloud=aws" / "event_date=2026-05-04" / "stray.parquet"
     orphan.write_bytes(b"not parquet")

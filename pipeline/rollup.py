@@ -1,0 +1,312 @@
+"""Rollups: small datasets derived from `runs` that answer year-long questions without a year's
+scan, used only while they still match the runs files they were computed from.
+
+* `rollup_latest`, one file per month: the newest run per instance of that month (runs' own
+  rows). `latest_runs` over a window takes every month the window covers whole from here and
+  scans runs only for the rest: the newest of the newest is the newest.
+* `rollup_trends`, one file per day: that day's `failure_trends` rows (bucket 'day', every
+  dimension). `analytics.failure_trends` takes the days it can from here and computes the rest.
+
+A rollup file's name ends in a fingerprint of its inputs: the runs files it read (names are
+unique per write, so any ingest, compaction or retention that touches them changes it), the SQL
+that defines the relations and, for trends, the failure rules. Readers compare fingerprints with
+the manifest they opened and ignore a stale rollup, so results never depend on whether
+`refresh` ran, only how fast they come.
+
+Trends of day D are computed over [D-1, D+2): an install attempt (one SSM command's steps) is
+assumed to lie within 24 hours, so no attempt reaching day D starts before D-1 or ends after D+1
+(SSM's execution timeout defaults to 1 h). The same day decomposition serves the days computed
+live, so a window's result does not depend on which days came from a rollup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+
+from pipeline.store import Store
+from pipeline.store.layout import ROLLUP_LATEST, ROLLUP_TRENDS
+
+DAY = timedelta(days=1)
+NS_PER_DAY = 86_400 * 10**9
+TREND_DIMENSIONS = ("cloud", "account", "region", "exit_code", "category")
+MEMORY_LIMIT = "1GB"  # the refresh's engine memory; beyond it DuckDB spills to the scratch folder
+CHUNK_DAYS = 7  # days of trends computed per query while refreshing (bounds memory, shows progress)
+
+
+# ---- fingerprints ------------------------------------------------------------------------------
+
+def day_of(rel: str) -> date | None:
+    """The `event_date=` of a runs file's relative path (None for a file outside any day)."""
+    for folder in rel.split("/")[:-1]:
+        if folder.startswith("event_date="):
+            return date.fromisoformat(folder.split("=", 1)[1])
+    return None
+
+
+def runs_by_day(rels: Iterable[str]) -> dict[date, list[str]]:
+    """Runs files (relative paths) per event day."""
+    out: dict[date, list[str]] = {}
+    for rel in rels:
+        if (d := day_of(rel)) is not None:
+            out.setdefault(d, []).append(rel)
+    return out
+
+
+def month_of(d: date) -> date:
+    return d.replace(day=1)
+
+
+def next_month(m: date) -> date:
+    return (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _digest(parts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def sql_version() -> str:
+    """A digest of every `sql/` file: a change to how relations are computed stales rollups."""
+    from pipeline.query import sql_files
+
+    return _digest(p.read_text() for p in sql_files())
+
+
+def latest_fingerprints(by_day: dict[date, list[str]], salt: str) -> dict[date, str]:
+    """Per month with runs: the fingerprint its `rollup_latest` file must carry."""
+    months: dict[date, list[str]] = {}
+    for d, rels in by_day.items():
+        months.setdefault(month_of(d), []).extend(rels)
+    return {m: _digest([salt, *sorted(rels)]) for m, rels in months.items()}
+
+
+def trend_fingerprints(by_day: dict[date, list[str]], salt: str) -> dict[date, str]:
+    """Per day with runs: the fingerprint its `rollup_trends` file must carry (days D-1..D+1)."""
+    return {d: _digest([salt, *sorted(r for k in (d - DAY, d, d + DAY) for r in by_day.get(k, []))])
+            for d in by_day}
+
+
+def rollup_key(rel: str) -> tuple[date, str] | None:
+    """(partition date, fingerprint) of a rollup file `<key>=<date>/part-<id>-<fp>.parquet`."""
+    folders, name = rel.split("/")[:-1], rel.rsplit("/", 1)[-1]
+    if len(folders) != 1 or "=" not in folders[0] or not name.endswith(".parquet"):
+        return None
+    try:
+        return date.fromisoformat(folders[0].split("=", 1)[1]), name[:-8].rsplit("-", 1)[-1]
+    except ValueError:
+        return None
+
+
+def fresh(rollup_rels: Iterable[str], want: dict[date, str]) -> dict[date, str]:
+    """Of the rollup files, those whose fingerprint matches `want`: partition date -> rel."""
+    out = {}
+    for rel in rollup_rels:
+        key = rollup_key(rel)
+        if key is not None and want.get(key[0]) == key[1]:
+            out[key[0]] = rel
+    return out
+
+
+def rules_version(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of the failure rules loaded on `con` (built-in and the store's CSV)."""
+    rows = con.execute("SELECT priority, reason, match_kind, pattern, remedy FROM failure_reasons "
+                       "ORDER BY ALL").fetchall()
+    return _digest(repr(r) for r in rows)
+
+
+def committed(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
+    """The dataset's committed files as the connection's views see them: relative path -> path
+    (or URL). The list's first entry, the schema file, is not one of them."""
+    paths = con.execute(f"SELECT getvariable('{dataset}_files')").fetchall()[0][0] or []
+    marker = f"/{dataset}/"
+    return {p.rsplit(marker, 1)[1]: p for p in paths[1:] if marker in p}
+
+
+# ---- reading: latest_runs (SQL, sql/050) -------------------------------------------------------
+
+def attach_latest(con: duckdb.DuckDBPyConnection, store: Store, datasets: dict[str, list[str]]
+                  ) -> None:
+    """Set the variables `latest_runs` reads: the fresh month rollups (after the runs schema
+    file, so the list is never empty) and the months they cover."""
+    want = latest_fingerprints(runs_by_day(datasets.get("runs", [])), sql_version())
+    ok = fresh(datasets.get(ROLLUP_LATEST.name, []), want)
+    schema = store.files("runs", _empty_manifest())[0]
+    con.execute("SET VARIABLE rollup_latest_files = $1",
+                [[schema] + [store.path(ROLLUP_LATEST.name, ok[m]) for m in sorted(ok)]])
+    con.execute("SET VARIABLE rollup_latest_months = $1::DATE[]", [sorted(ok)])
+
+
+def _empty_manifest():
+    from pipeline.store.manifest import Manifest
+
+    return Manifest()
+
+
+# ---- reading: failure_trends by day (planned here) ---------------------------------------------
+
+@dataclass(frozen=True)
+class TrendPlan:
+    """Which days of a window come from `rollup_trends` files, which runs of days are computed."""
+
+    rolled: dict[date, str]  # day -> path of its rollup file
+    live: list[tuple[date, date]]  # inclusive runs of days computed from runs
+
+
+def plan_trends(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> TrendPlan:
+    """Days of [lo, hi) (ns) served by fresh rollups: whole days ending at least a day before
+    `hi` (a later end could still add an attempt's newer step); days without runs need nothing."""
+    first, last = _day(lo), _day(hi - 1)
+    by_day = runs_by_day(committed(con, "runs"))
+    want = trend_fingerprints(by_day, sql_version() + rules_version(con))
+    files = committed(con, ROLLUP_TRENDS.name)
+    ok = {d: files[rel] for d, rel in fresh(files, want).items()}
+    rolled, live, run_start = {}, [], None
+    d = first
+    while d <= last:
+        start_ns = _ns(d)
+        usable = start_ns >= lo and start_ns + 2 * NS_PER_DAY <= hi
+        if d not in by_day or (usable and d in ok):
+            if d in by_day:
+                rolled[d] = ok[d]
+            if run_start is not None:
+                live.append((run_start, d - DAY))
+                run_start = None
+        elif run_start is None:
+            run_start = d
+        d += DAY
+    if run_start is not None:
+        live.append((run_start, last))
+    return TrendPlan(rolled, live)
+
+
+def trends_sql(plan: TrendPlan, lo: int, hi: int, dimension: str) -> tuple[str, list]:
+    """One statement and its parameters for `failure_trends(lo, hi, 'day', dimension)` as
+    `plan` splits it; the same rows, in the same order, as the relation computed whole."""
+    parts, params = [], [dimension]
+
+    def bind(value) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    for first, last in plan.live:
+        a, b = max(lo, _ns(first - DAY)), min(hi, _ns(last + 2 * DAY))
+        parts.append(f"SELECT * FROM failure_trends(make_timestamp_ns({bind(a)}), "
+                     f"make_timestamp_ns({bind(b)}), 'day', $1) WHERE CAST(bucket_start AS DATE)"
+                     f" BETWEEN {bind(first)} AND {bind(last)}")
+    if plan.rolled:
+        files = bind([plan.rolled[d] for d in sorted(plan.rolled)])
+        parts.append("SELECT bucket_start, key, attempts, failures, round(failures / attempts, 4) "
+                     f"AS failure_rate, failing_instances, instances FROM read_parquet({files}, "
+                     "hive_partitioning = false) WHERE dimension = $1")
+    if not parts:
+        return "SELECT * FROM failure_trends(to_timestamp(0), to_timestamp(0), 'day', $1)", params
+    return (" UNION ALL ".join(f"({p})" for p in parts)
+            + " ORDER BY bucket_start, failures DESC, key", params)
+
+
+# ---- writing: refresh -------------------------------------------------------------------------
+
+def refresh(store: Store, *, lock_timeout: float = 60.0,
+            say: Callable[[str], None] | None = None) -> dict:
+    """Bring every rollup up to date with the runs, in one store transaction: build the stale
+    or missing ones, drop those of data no longer stored. Returns counts of the work done."""
+    from pipeline import analytics
+    from pipeline.ingest.write import sql_str
+
+    say = say or (lambda _msg: None)
+    store.require()
+    with store.writer(timeout=lock_timeout) as w:
+        con = analytics.connect(store)  # the manifest under our lock, the store's own rules
+        # bounded like an ingest: a week of a large fleet's attempts would otherwise take GBs
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
+        try:
+            by_day = runs_by_day(w.base.datasets.get("runs", []))
+            salt = sql_version()
+            months = _refresh(w, ROLLUP_LATEST.name, latest_fingerprints(by_day, salt),
+                              lambda todo, out: _build_latest(con, todo, out, say))
+            days = _refresh(w, ROLLUP_TRENDS.name,
+                            trend_fingerprints(by_day, salt + rules_version(con)),
+                            lambda todo, out: _build_trends(con, todo, out, say))
+            w.commit()
+        finally:
+            con.close()
+    return {"months_built": months[0], "month_files_removed": months[1],
+            "days_built": days[0], "day_files_removed": days[1]}
+
+
+def _refresh(w, name: str, want: dict[date, str],
+             build: Callable[[dict[date, str], object], None]) -> tuple[int, int]:
+    """Build the files of `want` that are not already fresh, remove every other file."""
+    have = w.base.datasets.get(name, [])
+    ok = fresh(have, want)
+    todo = {d: fp for d, fp in sorted(want.items()) if d not in ok}
+    stale = [rel for rel in have if rel not in set(ok.values())]
+    out = w.scratch(f"rollup-{name}")
+    if todo:
+        build({d: f"part-{w.ingest_id}-{fp}.parquet" for d, fp in todo.items()}, out)
+    w.remove(name, stale)
+    w.add_tree(name, out)
+    return len(todo), len(stale)
+
+
+def _copy(con, query: str, target, params: list) -> None:
+    from pipeline.ingest.write import sql_str
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY ({query}) TO {sql_str(target)} (FORMAT parquet, COMPRESSION zstd)", params)
+
+
+def _build_latest(con, todo: dict[date, str], out, say) -> None:
+    cols = ", ".join(ROLLUP_LATEST.column_names)
+    for i, (m, name) in enumerate(todo.items(), 1):
+        say(f"rollup: newest run per instance, month {m:%Y-%m} ({i}/{len(todo)})")
+        _copy(con, f"SELECT {cols} FROM latest_runs(make_timestamp_ns($1), make_timestamp_ns($2))"
+                   " ORDER BY cloud, instance_key",
+              out / f"event_month={m}" / name, [_ns(m), _ns(next_month(m))])
+
+
+def _build_trends(con, todo: dict[date, str], out, say) -> None:
+    cols = ", ".join(ROLLUP_TRENDS.column_names)
+    done = 0
+    for first, last in _chunks(sorted(todo)):
+        say(f"rollup: trends by day, {first} to {last} ({done}/{len(todo)} days done)")
+        con.execute("CREATE OR REPLACE TEMP TABLE rollup_chunk AS SELECT * FROM failure_trends_by("
+                    "make_timestamp_ns($1), make_timestamp_ns($2), 'day', $3) "
+                    "WHERE CAST(bucket_start AS DATE) BETWEEN $4 AND $5",
+                    [_ns(first - DAY), _ns(last + 2 * DAY), list(TREND_DIMENSIONS), first, last])
+        d = first
+        while d <= last:
+            if d in todo:
+                _copy(con, f"SELECT {cols} FROM rollup_chunk WHERE CAST(bucket_start AS DATE) = $1"
+                           " ORDER BY dimension, key", out / f"event_date={d}" / todo[d], [d])
+                done += 1
+            d += DAY
+    con.execute("DROP TABLE IF EXISTS rollup_chunk")
+
+
+def _chunks(days: list[date]) -> Iterator[tuple[date, date]]:
+    """Spans of at most CHUNK_DAYS days covering `days` (sorted), each one query's work."""
+    i = 0
+    while i < len(days):
+        j = i
+        while j + 1 < len(days) and days[j + 1] - days[i] < CHUNK_DAYS * DAY:
+            j += 1
+        yield days[i], days[j]
+        i = j + 1
+
+
+def _day(ns: int) -> date:
+    return datetime.fromtimestamp(ns // 10**9, UTC).date() if ns >= 0 else date(1970, 1, 1)
+
+
+def _ns(d: date) -> int:
+    return (d - date(1970, 1, 1)).days * NS_PER_DAY
