@@ -102,15 +102,19 @@ def run_stage(con, batch: pa.Table, sink) -> None:
         con.unregister("batch_lines")
 
 
-def extra_sql(kind: str, line: str) -> str:
-    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line`: its keys the
-    models of that kind do not define, as a JSON object; NULL when there are none (almost
-    always)."""
+def extra_sql(kind: str, line: str, parsed: str) -> str:
+    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line` and `from_json`
+    struct is `parsed`: its keys the models of that kind do not define, as a JSON object; NULL
+    when there are none (almost always)."""
     fields = sorted({f for ev, m in models.MODELS.items()
                      if (ev == INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
+    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
+    known = " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields)
     unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
     value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
-    return (f"CASE WHEN len({unknown}) > 0 THEN CAST(to_json(map_from_entries(list_transform("
+    return (f"CASE WHEN len(json_keys({line})) > {known} AND len({unknown}) > 0 "
+            f"THEN CAST(to_json(map_from_entries(list_transform("
             f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
 
 
@@ -202,8 +206,8 @@ SELECT
     source, line_no, kind, reason,
     CASE WHEN reason IS NOT NULL THEN {raw_bytes} END AS raw_bytes,
     CASE WHEN reason IS NULL {"" if keep_raw else "AND coalesce(j.uid, '') = '' "}THEN l END AS raw,
-    CASE kind WHEN 'run' THEN {extra_sql("run", "l")} WHEN 'join' THEN {extra_sql("join", "l")} END
-        AS extra,
+    CASE kind WHEN 'run' THEN {extra_sql("run", "l", "j")}
+              WHEN 'join' THEN {extra_sql("join", "l", "j")} END AS extra,
     ev AS event,
     ts AS time,
     CAST(ts AS DATE) AS event_date,
