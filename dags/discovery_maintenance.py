@@ -77,8 +77,8 @@ def discovery_maintenance():
     def verify() -> dict:
         """Fail with every problem listed when the store is inconsistent."""
         from pipeline.config import airflow_settings
-        from pipeline.maintenance import verify as verify_store
         from pipeline.store import Store, StoreError
+        from pipeline.verify import verify as verify_store
 
         problems = verify_store(Store(airflow_settings().store))
         if problems:

@@ -74,10 +74,10 @@ def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
     unique uids, row counts against the ingest and snapshot logs, files on disk that the
     manifest does not name (and the reverse), leftover staging. Lists every problem and exits 1
     if there is any; prints `store OK: ...` with the row counts otherwise."""
-    from pipeline import maintenance
+    from pipeline.verify import verify
 
     store = _store(ctx)
-    problems = maintenance.verify(store, lock_timeout=lock_timeout)
+    problems = verify(store, lock_timeout=lock_timeout)
     if problems:
         click.echo(f"store {store.url}: {len(problems)} problem{'' if len(problems) == 1 else 's'}")
         for p in problems:

@@ -10,9 +10,10 @@ import pytest
 
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.maintenance import apply_retention, compact, verify
+from pipeline.maintenance import apply_retention, compact
 from pipeline.query import connect
 from pipeline.store import Store, StoreError
+from pipeline.verify import verify
 from tests.conftest import (
     make_aws_node,
     make_azure_run,

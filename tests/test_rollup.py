@@ -14,9 +14,10 @@ import pytest
 from pipeline import analytics, rollup
 from pipeline.generate import generate_fleet
 from pipeline.ingest.events import ingest_events
-from pipeline.maintenance import apply_retention, compact, verify
+from pipeline.maintenance import apply_retention, compact
 from pipeline.query import to_ns
 from pipeline.store import Store
+from pipeline.verify import verify
 from tests.conftest import make_azure_run, make_run, write_lines
 
 END = datetime(2026, 5, 31, tzinfo=UTC)

@@ -87,6 +87,10 @@ class Store:
             return self.fs.unstrip_protocol("/".join([self._base, *parts]))
         return str(self.root.joinpath(*parts))
 
+    def fs_path(self, *parts: str) -> str:
+        """The object-storage key (no protocol) of a path under a remote root, for `self.fs`."""
+        return "/".join([self._base, *parts])
+
     def register(self, con) -> None:
         """Let a DuckDB connection read this store's files (object storage through fsspec)."""
         if self.remote:
@@ -131,13 +135,18 @@ class Store:
         schema = self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
         return [schema] + [self.path(dataset, rel) for rel in m.datasets.get(dataset, [])]
 
+    def locked(self, timeout: float = 60.0):
+        """The writers' lock (a context manager) without a Writer: for checks that read a store
+        that must not change meanwhile. Raises StoreLocked after `timeout` seconds."""
+        if self.remote:
+            return remote.locked(self.fs, f"{self._base}/{LOCK}", timeout, StoreLocked)
+        return _locked(self.root / LOCK, timeout)
+
     @contextlib.contextmanager
     def writer(self, timeout: float = 60.0, ingest_id: str | None = None) -> Iterator[Writer]:
         """Hold the lock, give a Writer; nothing becomes visible until `Writer.commit()`."""
         self._not_a_file()
-        if self.remote:
-            lock = remote.locked(self.fs, f"{self._base}/{LOCK}", timeout, StoreLocked)
-        else:
+        if not self.remote:
             if "\\" in str(self.root):
                 raise StoreError(f"store path {self.root} holds a backslash, which DuckDB's "
                                  "partitioned writes take for a folder separator; use a path "
@@ -146,8 +155,7 @@ class Store:
                 _mkdirs(self.root)
             except OSError as e:
                 raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
-            lock = _locked(self.root / LOCK, timeout)
-        with lock:
+        with self.locked(timeout):
             self._sweep()
             self._ensure_schema_files()
             w = Writer(self, ingest_id or new_ingest_id())

@@ -21,9 +21,9 @@ import duckdb
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.maintenance import verify
 from pipeline.store import Store, StoreLocked
 from pipeline.store.manifest import LOCK, STAGING
+from pipeline.verify import verify
 from tests.conftest import T0, make_azure_run, make_run, write_lines
 from tests.reliability import crash
 from tests.reliability.conftest import tally

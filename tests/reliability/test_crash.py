@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.maintenance import verify
 from pipeline.store import Store
+from pipeline.verify import verify
 from tests.reliability import crash
 from tests.reliability.conftest import tally
 

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.events import IngestSummary, ingest_events
-from pipeline.maintenance import verify
 from pipeline.query import connect
 from pipeline.store import Store
+from pipeline.verify import verify
 from tests.conftest import make_azure_run, make_run
 from tests.reliability.conftest import tally
 

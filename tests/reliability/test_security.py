@@ -27,11 +27,12 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.maintenance import compact, verify
+from pipeline.maintenance import compact
 from pipeline.query import connect
 from pipeline.sources import LINE_SCHEMA
 from pipeline.store import Store
 from pipeline.store.manifest import LOCK
+from pipeline.verify import verify
 from tests.conftest import (
     T0,
     make_aws_node,
