@@ -37,7 +37,7 @@ def _window(lookback: timedelta):
     """The run's window [start, end), from the Airflow context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.config import ingest_window
+    from pipeline.windows import ingest_window
 
     ctx = get_current_context()
     return ingest_window(

@@ -26,7 +26,7 @@ def _today():
     context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.config import utc
+    from pipeline.windows import utc
 
     ctx = get_current_context()
     return utc(ctx.get("data_interval_end") or ctx["dag_run"].run_after).date()

@@ -32,7 +32,7 @@ def _window():
     """The report's window and folder, from the Airflow context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.config import report_window, utc
+    from pipeline.windows import report_window, utc
 
     ctx = get_current_context()
     events = ctx.get("triggering_asset_events") or {}

@@ -436,7 +436,7 @@ H, M15 = timedelta(hours=1), timedelta(minutes=15)
     ],
 )
 def test_ingest_window(conf, start, end, expect):
-    from pipeline.config import ingest_window
+    from pipeline.windows import ingest_window
 
     w = ingest_window(conf=conf, interval_start=start, interval_end=end, run_after=T,
                       lookback=M15)
@@ -445,8 +445,8 @@ def test_ingest_window(conf, start, end, expect):
 
 
 def test_ingest_window_rejects_half_a_conf_window():
-    from pipeline.config import ingest_window
     from pipeline.timeutil import InputError
+    from pipeline.windows import ingest_window
 
     with pytest.raises(InputError, match='both "start" and "end"'):
         ingest_window(conf={"start": "2026-05-01"}, interval_start=None, interval_end=None,
@@ -472,7 +472,7 @@ MIDNIGHT = datetime(2026, 5, 5, tzinfo=UTC)
     ],
 )
 def test_report_window(conf, asset_ends, interval_end, label, mail, end):
-    from pipeline.config import report_window
+    from pipeline.windows import report_window
 
     w = report_window(conf=conf, asset_ends=asset_ends, interval_end=interval_end,
                       run_after=datetime(2026, 11, 1, tzinfo=UTC))
@@ -576,7 +576,7 @@ def test_capture_snapshot_refuses_stale_capture_times(tmp_path):
 
 
 def test_day_label():
-    from pipeline.config import day_label
+    from pipeline.windows import day_label
 
     assert day_label(datetime(2026, 5, 4, tzinfo=UTC), datetime(2026, 5, 5, tzinfo=UTC)) == "2026-05-04"
     assert day_label(T, T + timedelta(days=1)) is None
@@ -584,7 +584,8 @@ def test_day_label():
 
 
 def test_reports_of_a_store_on_object_storage_need_a_local_folder():
-    from pipeline.config import ConfigError, RunWindow, load_settings, report_dir
+    from pipeline.config import ConfigError, load_settings, report_dir
+    from pipeline.windows import RunWindow
 
     w = RunWindow(T, T + H, label="2026-05-04")
     assert report_dir(load_settings({"store": "/srv/lake"}), w) == "/srv/lake/reports/2026-05-04"
