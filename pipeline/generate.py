@@ -10,7 +10,8 @@ column-wise in Arrow (`pipeline.gen.render`), one file per thread-pool task
 (`pipeline.gen.state`).
 
 `generate_events_parquet_athena` writes the same fleet (same uids) in the Athena backend's
-Parquet layout instead (`pipeline.gen.athena`).
+Parquet layout instead (`pipeline.gen.athena`); `pipeline.gen.tostore.generate_fleet_store`
+writes it straight into a store, as ingesting it would (no JSON).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class FleetSummary(BaseModel):
                 f" {self.online_nodes} online, {self.user_tasks} user tasks")
 
 
-def _check(days: int, aws: int, azure: int, servers: int, noise: float, bad: int,
+def check_args(days: int, aws: int, azure: int, servers: int, noise: float, bad: int,
            end: datetime) -> None:
     if end.tzinfo is None:
         raise GenerateError(f"end={end.isoformat()} has no timezone; pass an aware UTC datetime")
@@ -94,7 +95,9 @@ def _check(days: int, aws: int, azure: int, servers: int, noise: float, bad: int
         raise GenerateError(f"noise_ratio={noise} must be in [0, 1)")
 
 
-class _Progress:
+class Progress:
+    """`say(msg)`: a timed line on stderr when `on` and stderr is a terminal."""
+
     def __init__(self, on: bool) -> None:
         self.on = on and sys.stderr.isatty()
         self.t0 = time.perf_counter()
@@ -104,7 +107,7 @@ class _Progress:
             print(f"[generate {time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr)
 
 
-def _shape(seed: int, days: int, end: datetime, servers: int) -> gev.Shape:
+def fleet_shape(seed: int, days: int, end: datetime, servers: int) -> gev.Shape:
     delta = end.astimezone(UTC) - _EPOCH
     end_ns = (delta.days * 86400 + delta.seconds) * NS + delta.microseconds * 1000
     start_ns = end_ns - days * DAY
@@ -112,9 +115,9 @@ def _shape(seed: int, days: int, end: datetime, servers: int) -> gev.Shape:
     return gev.Shape(seed, start_ns, end_ns, day0, (end_ns - 1 - day0) // DAY + 1, servers)
 
 
-def _expand(plan: FleetPlan, shape: gev.Shape) -> tuple[duckdb.DuckDBPyConnection, Renderer]:
-    """An in-memory DuckDB session holding the plan, the expanded run events (`ev`) and
-    their templates (`tpl`), and the renderer of those templates."""
+def event_session(plan: FleetPlan, shape: gev.Shape) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session holding the plan (`inst`, `ep`, `outcomes`) and the
+    expanded run events (`ev`)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     inst, ep = plan.tables()
@@ -125,21 +128,32 @@ def _expand(plan: FleetPlan, shape: gev.Shape) -> tuple[duckdb.DuckDBPyConnectio
         con.unregister(f"{name}_src")
     con.execute(gev.MACROS)
     gev.build_events(con, shape)
+    return con
+
+
+def _expand(plan: FleetPlan, shape: gev.Shape) -> tuple[duckdb.DuckDBPyConnection, Renderer]:
+    """`event_session` plus the run events' templates (`tpl`) and their renderer."""
+    con = event_session(plan, shape)
     build_templates(con, shape)
     tpl = con.sql("SELECT * FROM tpl ORDER BY g").to_arrow_table()
     return con, Renderer(tpl, shape.day0_ns, shape.n_days)
 
 
+def day_spans(s: gev.Shape, rows: int) -> list[tuple[int, int]]:
+    """[lo, hi) ns spans of whole days covering the fleet, about CHUNK_ROWS of `rows` each."""
+    n = max(1, min(s.n_days, math.ceil(rows / CHUNK_ROWS)))
+    bounds = [s.day0_ns + round(c * s.n_days / n) * DAY for c in range(n + 1)]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
 def _chunks(con: duckdb.DuckDBPyConnection, s: gev.Shape, lit: int, rows: int,
             athena: bool = False):
     """Tables of `rows_query` rows, a few whole days at a time."""
-    n = max(1, min(s.n_days, math.ceil(rows / CHUNK_ROWS)))
-    bounds = [s.day0_ns + round(c * s.n_days / n) * DAY for c in range(n + 1)]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in day_spans(s, rows):
         yield con.sql(gev.rows_query(s, lo, hi, lit, athena=athena)).to_arrow_table()
 
 
-def _ticker(rows: int, say: _Progress):
+def _ticker(rows: int, say: Progress):
     done = [0]
 
     def tick(n: int) -> None:
@@ -150,7 +164,7 @@ def _ticker(rows: int, say: _Progress):
 
 
 def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer, out: Path,
-                 rows: int, say: _Progress) -> tuple[list[str], int]:
+                 rows: int, say: Progress) -> tuple[list[str], int]:
     """Write `out/auth/<server>/<day>.log` aside, link `events.log`, swap it into place."""
     partial = out / ".auth.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -165,6 +179,11 @@ def _write_audit(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer,
     return [str(p.relative_to(partial)) for p in paths], nbytes
 
 
+def noise_count(n_run: int, noise_ratio: float) -> int:
+    """How many noise events go with `n_run` run events: `noise_ratio` of all events."""
+    return round(n_run * noise_ratio / (1 - noise_ratio))
+
+
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = con.sql("""
         SELECT CASE WHEN kind LIKE 'aws%' THEN 'ssm.run' ELSE 'azure.run' END, count(*) FROM ev
@@ -173,7 +192,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _write_athena(con: duckdb.DuckDBPyConnection, s: gev.Shape, render: Renderer, out: Path,
-                  rows: int, say: _Progress) -> tuple[list[str], int]:
+                  rows: int, say: Progress) -> tuple[list[str], int]:
     """Write `out/athena/<day>/<uuidv7>.parquet` aside, then swap it into place."""
     partial = out / ".athena.partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -191,10 +210,10 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
               aws_instances: int, azure_vms: int, auth_servers: int, noise_ratio: float,
               malformed_lines: int, progress: bool) -> FleetSummary:
     end = DEFAULT_END if end is None else end
-    _check(days, aws_instances, azure_vms, auth_servers, noise_ratio, malformed_lines, end)
-    say = _Progress(progress)
+    check_args(days, aws_instances, azure_vms, auth_servers, noise_ratio, malformed_lines, end)
+    say = Progress(progress)
     out = Path(out_dir)
-    shape = _shape(seed, days, end, auth_servers)
+    shape = fleet_shape(seed, days, end, auth_servers)
     plan = plan_fleet(seed, shape.start_ns, shape.end_ns, aws_instances, azure_vms)
     con, render = _expand(plan, shape)
     state = None
@@ -204,7 +223,7 @@ def _generate(out_dir: str | Path, writer, *, seed: int, days: int, end: datetim
         out.mkdir(parents=True, exist_ok=True)
         # cluster state from `ev` on its own cursor, in parallel with the rest
         state = Background(gst.state_files, con.cursor(), plan, seed, shape.end_ns, out)
-        n_noise = round(n_run * noise_ratio / (1 - noise_ratio))
+        n_noise = noise_count(n_run, noise_ratio)
         build_noise(con, shape, n_noise, aws_instances + azure_vms)
         n_dups = max(1, round(n_run * DUPLICATE_SHARE)) if auth_servers > 1 and n_run else 0
         n_bad = min(malformed_lines, n_run)

@@ -20,10 +20,24 @@ NOT_OBJECTS = ("null", '["ssm.run"]', '"azure.run"', "42")
 
 def build_noise(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -> None:
     """`noise`: n events of other types (instance.join, session.start, user.login)."""
+    build_noise_src(con, s, n, n_inst)
+    con.execute(f"""
+    CREATE OR REPLACE TABLE noise AS
+    SELECT type, ts, uid, server,
+      CASE WHEN type IN ('session.start', 'user.login') THEN usr ELSE '' END AS "user",
+      CASE WHEN type = 'session.start' THEN sid ELSE '' END AS session_id,
+      CASE type WHEN 'instance.join' THEN {_join(s)}
+                WHEN 'session.start' THEN {_session(_ip(s))}
+                ELSE {_login(_ip(s))} END AS line
+    FROM noise_src LEFT JOIN inst USING (inst)
+    """)
+
+
+def build_noise_src(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -> None:
+    """`noise_src`: the per-event values of `build_noise`'s n events (no text yet): j, ts,
+    type, inst, ok, uid, sid, usr, ec2, server."""
     span = s.end_ns - s.start_ns
     users = "['alice', 'bob', 'carol', 'dave', 'erin', 'svc-ci']"
-    ip = (f"concat('203.0.113.', 1 + {s.pick('j', 'ip', 254)}, ':',"
-          f" 32768 + {s.pick('j', 'port', 28000)})")
     first = "'instance.join'" if n_inst else "'user.login'"
     second = "'session.start'" if n_inst else "'user.login'"
     con.execute(f"""
@@ -40,16 +54,6 @@ def build_noise(con: duckdb.DuckDBPyConnection, s: Shape, n: int, n_inst: int) -
            {s.pick('range', 'srv', s.servers)} AS server
     FROM range({n})
     """)
-    con.execute(f"""
-    CREATE OR REPLACE TABLE noise AS
-    SELECT type, ts, uid, server,
-      CASE WHEN type IN ('session.start', 'user.login') THEN usr ELSE '' END AS "user",
-      CASE WHEN type = 'session.start' THEN sid ELSE '' END AS session_id,
-      CASE type WHEN 'instance.join' THEN {_join(s)}
-                WHEN 'session.start' THEN {_session(ip)}
-                ELSE {_login(ip)} END AS line
-    FROM noise_src LEFT JOIN inst USING (inst)
-    """)
 
 
 def _envelope(code: str) -> list[tuple[str, str, str]]:
@@ -57,15 +61,24 @@ def _envelope(code: str) -> list[tuple[str, str, str]]:
             ("code", code, "s"), ("time", "ts_str(ts)", "s"), ("cluster_name", cat.CLUSTER, "c")]
 
 
-def _join(s: Shape) -> str:
-    """instance.join (TJ002I / TJ002E): an agent joining, with join-method attributes."""
+def _ip(s: Shape) -> str:
+    return (f"concat('203.0.113.', 1 + {s.pick('j', 'ip', 254)}, ':',"
+            f" 32768 + {s.pick('j', 'port', 28000)})")
+
+
+JOIN_CODE = "CASE WHEN ok THEN 'TJ002I' ELSE 'TJ002E' END"
+
+
+def join_fields(s: Shape) -> list[tuple[str, str, str]]:
+    """The fields of an instance.join after its envelope, as `obj` takes them (over
+    `noise_src` joined with `inst`)."""
     azure = obj([("subscription", "account", "s"), ("resource_group", "resource_group", "s")])
     ec2 = obj([("account", "account", "s"), ("instance_id", "key", "s"), ("region", "region", "s")])
     iam = obj([("account", "account", "s"),
                ("arn", "concat('arn:aws:sts::', account, ':assumed-role/TeleportDiscoveryNode/',"
                        " key)", "s"),
                ("user_id", "concat('AROA', upper(substr(md5(account), 1, 17)), ':', key)", "s")])
-    return obj(_envelope("CASE WHEN ok THEN 'TJ002I' ELSE 'TJ002E' END") + [
+    return [
         ("success", "ok::VARCHAR", "j"),
         ("error", "CASE WHEN NOT ok THEN '\"token is expired or not found\"' END", "?"),
         ("addr.remote", f"concat(ip, ':', 32768 + {s.pick('j', 'jport', 28000)})", "s"),
@@ -77,7 +90,12 @@ def _join(s: Shape) -> str:
         ("token_name", "CASE WHEN cloud = 'azure' THEN 'azure-discovery-token'"
                        " ELSE 'aws-discovery-iam-token' END", "s"),
         ("attributes", f"CASE WHEN cloud = 'azure' THEN {azure} WHEN ec2 THEN {ec2} ELSE {iam} END",
-         "j")])
+         "j")]
+
+
+def _join(s: Shape) -> str:
+    """instance.join (TJ002I / TJ002E): an agent joining, with join-method attributes."""
+    return obj(_envelope(JOIN_CODE) + join_fields(s))
 
 
 def _session(ip: str) -> str:

@@ -20,6 +20,30 @@ _HMS: list[pa.Array] = []  # "HH:MM:SS" of every second of a day, built on first
 _LINE = SLOTS.index("line")
 
 
+def calendar(day0_ns: int, n_days: int) -> pa.Array:
+    """"YYYY-MM-DDT" of each day from the UTC midnight `day0_ns` on."""
+    return pa.array([datetime.fromtimestamp((day0_ns + d * DAY) // NS, UTC).strftime("%Y-%m-%dT")
+                     for d in range(n_days)])
+
+
+def rfc3339_times(ts: pa.Array, day0_ns: int, days: pa.Array) -> pa.Array:
+    """RFC 3339 UTC text of epoch-ns times, trailing fractional zeros trimmed (Go's
+    RFC3339Nano), for times within `days` (a `calendar` from `day0_ns`)."""
+    if not _HMS:
+        two = [f"{i:02d}" for i in range(60)]
+        mmss = [m + ":" + s for m in two for s in two]
+        _HMS.append(pa.array([h + ":" + x for h in two[:24] for x in mmss]))
+    rel = pc.subtract(ts, day0_ns)
+    in_day = pc.modulo(rel, DAY)
+    frac = pc.modulo(in_day, NS)
+    # "1" + nine digits, zeros trimmed, the "1" made the dot ("." alone when frac is 0)
+    digits = pc.utf8_rtrim(pc.cast(pc.add(frac, NS), pa.string()), characters="0")
+    digits = pc.utf8_replace_slice(digits, start=0, stop=1, replacement=".")
+    return pc.binary_join_element_wise(
+        days.take(pc.divide(rel, DAY)), _HMS[0].take(pc.divide(in_day, NS)),
+        pc.if_else(pc.equal(frac, 0), "", digits), "Z", "")
+
+
 class Renderer:
     """Templates of one fleet (the `tpl` table) plus the calendar of its day files."""
 
@@ -31,25 +55,11 @@ class Renderer:
                                         pa.array([_LINE if j == 1 else 0], pa.int8())])
                       for j in range(1, MAX_SLOTS + 1)]
         self.day0_ns = day0_ns
-        self.days = pa.array([datetime.fromtimestamp((day0_ns + d * DAY) // NS, UTC)
-                              .strftime("%Y-%m-%dT") for d in range(n_days)])
+        self.days = calendar(day0_ns, n_days)
 
     def times(self, ts: pa.Array) -> pa.Array:
-        """RFC 3339 UTC text of epoch-ns times, trailing fractional zeros trimmed (Go's
-        RFC3339Nano), for times within the calendar."""
-        if not _HMS:
-            two = [f"{i:02d}" for i in range(60)]
-            mmss = [m + ":" + s for m in two for s in two]
-            _HMS.append(pa.array([h + ":" + x for h in two[:24] for x in mmss]))
-        rel = pc.subtract(ts, self.day0_ns)
-        in_day = pc.modulo(rel, DAY)
-        frac = pc.modulo(in_day, NS)
-        # "1" + nine digits, zeros trimmed, the "1" made the dot ("." alone when frac is 0)
-        digits = pc.utf8_rtrim(pc.cast(pc.add(frac, NS), pa.string()), characters="0")
-        digits = pc.utf8_replace_slice(digits, start=0, stop=1, replacement=".")
-        return pc.binary_join_element_wise(
-            self.days.take(pc.divide(rel, DAY)), _HMS[0].take(pc.divide(in_day, NS)),
-            pc.if_else(pc.equal(frac, 0), "", digits), "Z", "")
+        """`rfc3339_times` over this fleet's calendar."""
+        return rfc3339_times(ts, self.day0_ns, self.days)
 
     def lines(self, rows: pa.Table | pa.RecordBatch, newline: bool = False) -> pa.Array:
         """The text of each row (a `rows_query` row), with a trailing newline if asked."""

@@ -70,12 +70,23 @@ def file_runs(table: pa.Table) -> list[tuple[int, pa.Array]]:
     return out
 
 
+def file_slices(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    """(file_idx, its rows) for each file of a table already in file order."""
+    if not table.num_rows:
+        return []
+    ree = pc.run_end_encode(table["file_idx"].combine_chunks())
+    ends = ree.run_ends.to_pylist()
+    return [(idx, table.slice(lo, hi - lo))
+            for idx, lo, hi in zip(ree.values.to_pylist(), [0, *ends], ends, strict=False)]
+
+
 def per_file(chunks: Iterable[pa.Table], task: Callable[[int, pa.Table], object],
-             tick: Callable[[int], None] | None = None) -> list:
+             tick: Callable[[int], None] | None = None, presorted: bool = False) -> list:
     """Run `task(file_idx, rows)` in a thread pool for every file of every chunk (`rows` in
-    file order, taken by the task's thread); return the results in submission order. Chunks
-    hold whole files (no file spans two chunks); the next chunk is fetched while the tasks
-    of this one run (at most two chunks in flight); `tick(rows)` when a chunk is done."""
+    file order, taken by the task's thread; `presorted` chunks are in file order already,
+    any order within a file); return the results in submission order. Chunks hold whole
+    files (no file spans two chunks); the next chunk is fetched while the tasks of this one
+    run (at most two chunks in flight); `tick(rows)` when a chunk is done."""
     results: list[Future] = []
     pending: tuple[list[Future], int] | None = None
 
@@ -88,9 +99,12 @@ def per_file(chunks: Iterable[pa.Table], task: Callable[[int, pa.Table], object]
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="generate") as pool:
         try:
             for table in chunks:
-                table = table.combine_chunks()  # else every take concatenates the chunks
-                futures = [pool.submit(lambda i, p, t=table: task(i, t.take(p)), idx, perm)
-                           for idx, perm in file_runs(table)]
+                if presorted:
+                    futures = [pool.submit(task, idx, rows) for idx, rows in file_slices(table)]
+                else:
+                    table = table.combine_chunks()  # else every take concatenates the chunks
+                    futures = [pool.submit(lambda i, p, t=table: task(i, t.take(p)), idx, perm)
+                               for idx, perm in file_runs(table)]
                 results += futures
                 if pending:
                     settle(*pending)
