@@ -1,6 +1,7 @@
-"""Benchmark 1, the fleet generator: events/s writing Teleport file-log JSON lines and Athena
-Parquet, vs DuckDB alone writing the same number of rows of a comparable schema (the same
-ssm.run fields, similar row width) to the same format, interleaved."""
+"""Benchmark 1, the fleet generator: events/s writing Teleport file-log JSON lines, Athena
+Parquet and a store's typed Parquet (`generate_fleet_store`), vs DuckDB alone writing the same
+number of rows of a comparable schema (the same ssm.run fields, similar row width) to the same
+format, interleaved."""
 
 from __future__ import annotations
 
@@ -73,30 +74,52 @@ def duckdb_parquet(out, n: int, days: int) -> None:
     con.close()
 
 
+def duckdb_typed(out, n: int, days: int) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT * EXCLUDE (t), t AS time_ns, t::DATE AS day
+                   FROM ({_sql(n, days)}) r)
+                   TO '{out}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1,
+                   PARTITION_BY (day))""")
+    con.close()
+
+
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
     return r.ru_utime + r.ru_stime
 
 
-def _ours(ctx: Ctx, athena: bool, aws: int, azure: int, days: int) -> dict:
+# (output, label, target ev/s, DuckDB baseline): JSON and Athena count every line written;
+# the store counts the rows it stores (runs + joins: each event once, other noise skipped)
+_KINDS = (("json", "JSON lines (file log)", 250_000, duckdb_jsonl),
+          ("athena", "Parquet (Athena layout)", 1_000_000, duckdb_parquet),
+          ("store", "store Parquet (runs, joins, snapshots)", 1_000_000, duckdb_typed))
+
+
+def _ours(ctx: Ctx, kind: str, aws: int, azure: int, days: int) -> dict:
+    from pipeline.gen.tostore import generate_fleet_store
     from pipeline.generate import generate_events_parquet_athena, generate_fleet
 
     out = ctx.tmp("gen-ours")
-    fn = generate_events_parquet_athena if athena else generate_fleet
+    fn = {"json": generate_fleet, "athena": generate_events_parquet_athena,
+          "store": generate_fleet_store}[kind]
     cpu = _cpu()
     secs, s = timed(lambda: fn(out, seed=SEED, days=days, aws_instances=aws, azure_vms=azure))
     cpu = _cpu() - cpu
-    size = dir_bytes(out / ("athena" if athena else "auth"))
+    size = dir_bytes(out / {"json": "auth", "athena": "athena", "store": "runs"}[kind])
+    events = s.stored if kind == "store" else s.lines_written
     shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": secs, "cpu_seconds": cpu, "events": s.lines_written, "bytes": size}
+    return {"seconds": secs, "cpu_seconds": cpu, "events": events, "bytes": size}
 
 
-def _base(ctx: Ctx, athena: bool, n: int, days: int) -> dict:
+def _base(ctx: Ctx, kind: str, n: int, days: int) -> dict:
     out = ctx.tmp("gen-base")
     os.makedirs(out)
-    target = out / ("parquet" if athena else "events.jsonl")
+    target = out / ("events.jsonl" if kind == "json" else "parquet")
+    copy = next(k[3] for k in _KINDS if k[0] == kind)
     cpu = _cpu()
-    secs, _ = timed(lambda: (duckdb_parquet if athena else duckdb_jsonl)(target, n, days))
+    secs, _ = timed(lambda: copy(target, n, days))
     cpu = _cpu() - cpu
     size = dir_bytes(out)
     shutil.rmtree(out, ignore_errors=True)
@@ -107,32 +130,35 @@ def run(ctx: Ctx) -> list[Row]:
     s = ctx.scale
     aws, azure = fleet_size(s.gen_events, s.gen_days)
     rows = []
-    for athena, label, limit in ((False, "JSON lines (file log)", 250_000),
-                                 (True, "Parquet (Athena layout)", 1_000_000)):
+    for kind, label, limit, _ in _KINDS:
         n_box: list[int] = []
 
-        def ours(athena=athena, n_box=n_box):
-            res = _ours(ctx, athena, aws, azure, s.gen_days)
+        def ours(kind=kind, n_box=n_box):
+            res = _ours(ctx, kind, aws, azure, s.gen_days)
             n_box.append(res["events"])
             return res
 
-        def base(athena=athena, n_box=n_box):  # same row count as ours (known after run 1)
-            return _base(ctx, athena, n_box[0] if n_box else s.gen_events, s.gen_days)
+        def base(kind=kind, n_box=n_box):  # same row count as ours (known after run 1)
+            return _base(ctx, kind, n_box[0] if n_box else s.gen_events, s.gen_days)
 
         a, b = interleave(ctx.runs, ours, base, f"generator {label}")
         ours_rate = median([x["events"] / x["seconds"] for x in a])
         base_rate = median([x["events"] / x["seconds"] for x in b])
         ev = a[0]["events"]
         cpu_a, cpu_b = (median([x["cpu_seconds"] for x in xs]) for xs in (a, b))
+        what = ("typed ssm.run columns (no JSON), zstd, by day" if kind == "store"
+                else "to the same format")
         rows.append(Row(
             NAME, f"generator -> {label}, {human(s.gen_events)}", ours_rate, "ev/s",
             baseline=base_rate, baseline_what="DuckDB COPY of generated ssm.run-shaped rows "
-            "(same count) to the same format",
+            f"(same count) {what}",
             ratio=base_rate / ours_rate, ratio_what="ours time / DuckDB time",
             target=f">= {human(limit)}/s", checks=[Check("ours", "min", limit, ours_rate)],
-            note=f"{ev} events ({aws} AWS + {azure} Azure instances, {s.gen_days} d); "
-                 f"bytes/event ours {a[0]['bytes'] / ev:.0f}, baseline "
-                 f"{b[0]['bytes'] / b[0]['events']:.0f}; whole call timed (plan, render, write); "
-                 f"CPU s (all threads, median) ours {cpu_a:.2f}, baseline {cpu_b:.2f}",
+            note=f"{ev} {'rows stored' if kind == 'store' else 'events'} ({aws} AWS + {azure}"
+                 f" Azure instances, {s.gen_days} d); bytes/event ours "
+                 f"{a[0]['bytes'] / ev:.0f}{' (runs/ only)' if kind == 'store' else ''}, "
+                 f"baseline {b[0]['bytes'] / b[0]['events']:.0f}; whole call timed (plan, "
+                 f"{'columns, write, commit, snapshot ingests' if kind == 'store' else 'render, write'}"
+                 f"); CPU s (all threads, median) ours {cpu_a:.2f}, baseline {cpu_b:.2f}",
             samples={"ours": a, "base": b}))
     return rows
