@@ -21,10 +21,11 @@ class Verdicts:
 
 
 def signature(kind: str) -> str:
-    """What makes two events with one uid "the same": type, code, time, key, exit code."""
+    """What makes two events with one uid "the same": type, code, time, key, exit code (a 64-bit
+    hash: only copies of one uid are compared, so a collision is out of reach)."""
     key = "instance_id || vm_id" if kind == "run" else "host_id"
     code = "exit_code" if kind == "run" else "''"
-    return f"md5(concat_ws(chr(31), event, code, time_text, {key}, {code}))"
+    return f"hash(event, code, time_text, {key}, {code})"
 
 
 def _partition_keys(ds: Dataset) -> list[str]:
@@ -32,37 +33,47 @@ def _partition_keys(ds: Dataset) -> list[str]:
 
 
 def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
-    """Create table `verdict_<kind>` (source, line_no, uid, verdict): the first copy of a uid in
-    the input (file order, then line order) is `fresh` unless the store has it; a later copy
-    (or a stored one) with the same signature is a `duplicate`, with another a `conflict`."""
+    """Create table `verdict_<kind>` (source, line_no, uid, verdict; not TEMP: cursors read it)
+    of the staged events that are not fresh: the first copy of a uid in the input (file order,
+    then line order) is fresh unless the store has it; a later copy (or a stored one) with the
+    same signature is a `duplicate`, with another a `conflict`. Temp table `judged` holds every
+    staged event of `kind`, narrow."""
     from pipeline.ingest.events import derived
 
     keys = _partition_keys(ds)
     pk = ", ".join(f"{derived(k)} AS {k}" for k in keys)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE ranked AS SELECT source, line_no, uid, sig, {', '.join(keys)}, "
-        "row_number() OVER w AS rn, first_value(sig) OVER w AS first_sig FROM ("
-        f"SELECT source, line_no, uid, {signature(kind)} AS sig, {pk} FROM staged "
-        f"WHERE kind = '{kind}') WINDOW w AS (PARTITION BY uid ORDER BY source, line_no)"
+        f"CREATE OR REPLACE TEMP TABLE judged AS SELECT source, line_no, uid, {signature(kind)} "
+        f"AS sig, {pk} FROM staged WHERE kind = '{kind}'"
     )
     existing = _stored_signatures(con, store, w, ds, kind, keys)
+    # only uids seen more than once are ranked (a window over every event cost more than the
+    # rest of the judgement)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE verdict_{kind} AS
-        SELECT r.source, r.line_no, r.uid, CASE
-            WHEN e.uid IS NOT NULL AND e.sig = r.sig THEN 'duplicate'
-            WHEN e.uid IS NOT NULL THEN 'conflict'
-            WHEN r.rn > 1 AND r.sig = r.first_sig THEN 'duplicate'
-            WHEN r.rn > 1 THEN 'conflict'
-            ELSE 'fresh' END AS verdict
-        FROM ranked r LEFT JOIN (SELECT DISTINCT ON (uid) uid, sig FROM ({existing})) e USING (uid)"""
+        f"""CREATE OR REPLACE TABLE verdict_{kind} AS
+        WITH stored AS (SELECT DISTINCT ON (uid) uid, sig FROM ({existing})),
+        repeated AS (
+            SELECT source, line_no, uid, sig, row_number() OVER w AS rn, first_value(sig) OVER w
+                AS first_sig
+            FROM judged WHERE uid IN (SELECT uid FROM judged GROUP BY uid HAVING count(*) > 1)
+            WINDOW w AS (PARTITION BY uid ORDER BY source, line_no))
+        SELECT j.source, j.line_no, j.uid,
+            CASE WHEN j.sig = s.sig THEN 'duplicate' ELSE 'conflict' END AS verdict
+        FROM judged j JOIN stored s USING (uid)
+        UNION ALL
+        SELECT r.source, r.line_no, r.uid,
+            CASE WHEN r.sig = r.first_sig THEN 'duplicate' ELSE 'conflict' END
+        FROM repeated r ANTI JOIN stored s USING (uid) WHERE r.rn > 1"""
     )
+    total = con.execute("SELECT count(*) FROM judged").fetchall()[0][0]
     counts = dict(con.execute(f"SELECT verdict, count(*) FROM verdict_{kind} GROUP BY 1").fetchall())
-    return Verdicts(counts.get("fresh", 0), counts.get("duplicate", 0), counts.get("conflict", 0))
+    duplicates, conflicts = counts.get("duplicate", 0), counts.get("conflict", 0)
+    return Verdicts(total - duplicates - conflicts, duplicates, conflicts)
 
 
 def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, keys) -> str:
     """(uid, sig) of what the store holds in the partitions the input touches."""
-    touched = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM ranked").fetchall()
+    touched = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM judged").fetchall()
     prefixes = {"/".join(f"{k}={v}" for k, v in zip(keys, row, strict=True)) + "/" for row in touched}
     rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/") + 1] in prefixes]
     if not rels:
@@ -71,4 +82,4 @@ def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, key
     sig = signature("run" if ds is RUNS else "join")
     # only stored rows whose uid the input has: the signature is computed for those alone
     return (f"SELECT uid, {sig} AS sig FROM read_parquet(getvariable('stored_{kind}')) "
-            "WHERE uid IN (SELECT uid FROM ranked)")
+            "WHERE uid IN (SELECT uid FROM judged)")

@@ -132,7 +132,7 @@ def _fresh_rows(ds, kind: str, w: Writer) -> str:
     cols = ", ".join(f"{sql_str(w.ingest_id) if c == 'ingest_id' else derived(c)} AS {c}"
                      for c, _ in ds.columns + ds.partition)
     # anti-join the (usually few) rows that are not fresh: cheaper than joining the fresh ones
-    return (f"SELECT {cols} FROM staged ANTI JOIN nonfresh_{kind} f USING (source, line_no) "
+    return (f"SELECT {cols} FROM staged ANTI JOIN verdict_{kind} f USING (source, line_no) "
             f"WHERE kind = '{kind}'")
 
 
@@ -140,10 +140,8 @@ def _write_fresh(con, w: Writer, ds, kind: str) -> int:
     """Pass 3: the fresh rows into their partitions, one plain COPY per partition (a
     partitioned COPY spills and costs twice as much here), `staging.WORKERS` at a time; the staged row
     groups of other days are skipped by their statistics on the plain column `event_date`."""
-    con.execute(f"CREATE OR REPLACE TABLE nonfresh_{kind} AS SELECT source, line_no "
-                f"FROM verdict_{kind} WHERE verdict <> 'fresh'")  # a table: cursors read it
     keys = [c for c, _ in ds.partition]
-    parts = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM ranked ORDER BY ALL").fetchall()
+    parts = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM judged ORDER BY ALL").fetchall()
     # staged.event_date, a plain column (not derived from time): its statistics prune
     column = {"event_date": "staged.event_date"}
     jobs = []

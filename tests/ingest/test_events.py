@@ -690,3 +690,14 @@ def test_unknown_keys_are_kept_in_extra(store: Store, tmp_path: Path) -> None:
     # a key the join model does not define is extra there, though runs have such a column
     assert [json.loads(e) for (e,) in query(store, "joins", "SELECT extra FROM t")] == [
         {"instance_id": "i-new"}]
+
+
+def test_extra_counts_keys_whose_typed_field_is_null(store: Store, tmp_path: Path) -> None:
+    """A known key holding JSON null (NULL typed field) neither hides an unknown key nor is one."""
+    nulls = {"stderr": None, "api_error": None}
+    f = write_lines(tmp_path / "a.log", [{**make_run("i-1", uid="u-1"), **nulls},
+                                         {**make_run("i-2", uid="u-2"), **nulls, "new": 1}])
+    ingest(store, f)
+    got = dict(query(store, "runs", "SELECT uid, extra FROM t"))
+    assert got["u-1"] is None
+    assert json.loads(got["u-2"]) == {"new": 1}
