@@ -1,0 +1,1 @@
+"""Frozen pre-optimisation report renderers, kept as a differential-test oracle."""

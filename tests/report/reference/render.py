@@ -1,0 +1,151 @@
+# FROZEN ORACLE: pipeline/report/render.py as of commit 570e1d2, before the renderers were optimised.
+# Kept verbatim (imports redirected here) so tests/report/test_render_differential.py can check
+# the fast renderers stay byte-identical to it. Do not edit or "improve" it.
+"""Renderers, one per output format, each `rows -> bytes`; rows are rendered in the order given.
+
+`text`, `json` and `yaml` are byte-identical to `tctl discovery nodes --format=...`. `csv` and
+`markdown` are this project's: every cell uncut, plus analyst columns. Their Details holds the same
+title and extra as tctl's, but the output / API error is the whole Go-trimmed text, raw (not cut at
+100 bytes, not %q-quoted): CSV quoting and Markdown escaping keep it in its cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+
+from tests.report.reference.gofmt import (
+    go_bytes,
+    go_json_dumps,
+    go_yaml_dumps,
+    rfc3339,
+    rfc3339nano,
+)
+from tests.report.reference.rows import (
+    CLOUD_NAMES,
+    NodeRow,
+    details,
+    go_trim_space,
+    instance_text,
+    last_time_ns,
+    status,
+)
+from tests.report.reference.table import truncated_table
+
+TEXT_COLUMNS = ("Cloud", "Account", "Region", "Instance", "Time", "Status", "Details")
+ANALYST_COLUMNS = ("InstanceKey", "Online", "ExitCode", "IsFailure", "RunTime", "Expiry",
+                   "UserTaskID", "UserTaskIssue")
+NO_INSTANCES = "No instances found."
+
+
+def _time_text(row: NodeRow) -> str:
+    ns = last_time_ns(row)
+    return "" if ns is None else rfc3339(ns)
+
+
+def text_cells(row: NodeRow) -> list[str]:
+    """tctl's seven text cells for a row, before any truncation."""
+    return [CLOUD_NAMES[row.cloud], row.account_id, row.region, instance_text(row),
+            _time_text(row), status(row), details(row)]
+
+
+def render_text(rows: Sequence[NodeRow], width: int = 80) -> bytes:
+    """tctl's text table for a terminal `width` (80 when not a terminal); a notice when empty."""
+    if not rows:
+        return (NO_INSTANCES + "\n").encode()
+    cells = [[go_bytes(c) for c in text_cells(row)] for row in rows]
+    columns = [c.encode() for c in TEXT_COLUMNS]
+    return truncated_table(columns, cells, b"Details", width)
+
+
+def json_object(row: NodeRow) -> dict:
+    """tctl's instanceInfo as encoding/json writes it: struct field order, omitempty/omitzero."""
+    obj: dict = {"region": row.region, "is_online": row.is_online}
+    if row.expiry_ns is not None:
+        obj["expiry"] = rfc3339nano(row.expiry_ns)
+    if row.run is not None:
+        obj["run_result"] = {"api_error": row.run.api_error, "exit_code": row.run.exit_code,
+                             "output": row.run.output, "time": rfc3339nano(row.run.time_ns),
+                             "is_failure": row.run.is_failure}
+    if row.user_task_id:
+        obj["user_task_id"] = row.user_task_id
+    if row.user_task_issue:
+        obj["user_task_issue"] = row.user_task_issue
+    if row.cloud == "aws":
+        obj["aws"] = {"instance_id": row.instance_id, "account_id": row.account_id}
+    else:
+        azure = {"vm_id": row.vm_id, "vm_name": row.vm_name, "subscription_id": row.account_id,
+                 "resource_group": row.resource_group, "resource_id": row.resource_id}
+        obj["azure"] = {k: v for k, v in azure.items() if v or k == "vm_id"}
+    return obj
+
+
+def render_json(rows: Sequence[NodeRow]) -> bytes:
+    """tctl's JSON: one array (`[]` when empty), 4-space indent, HTML-escaped, newline-terminated."""
+    return go_json_dumps([json_object(row) for row in rows]).encode()
+
+
+def render_yaml(rows: Sequence[NodeRow]) -> bytes:
+    """tctl's YAML: one yaml.v2 document per row, "---" between them; `[]` (no newline) when empty."""
+    if not rows:
+        return b"[]"
+    return "---\n".join(go_yaml_dumps(json_object(row)) for row in rows).encode()
+
+
+def _full_details(row: NodeRow) -> str:
+    """Details with the whole trimmed output (or API error) raw, after the task title."""
+    return details(row, text=go_trim_space)
+
+
+def _bool(v: bool) -> str:
+    return "true" if v else "false"
+
+
+def analyst_cells(row: NodeRow) -> list[str]:
+    """CSV/Markdown cells: tctl's seven uncut (full Details), then the analyst columns."""
+    run = row.run
+    base = text_cells(row)[:6] + [_full_details(row)]
+    return base + [
+        row.key,
+        _bool(row.is_online),
+        "" if run is None else str(run.exit_code),
+        "" if run is None else _bool(run.is_failure),
+        "" if run is None else rfc3339nano(run.time_ns),
+        "" if row.expiry_ns is None else rfc3339nano(row.expiry_ns),
+        row.user_task_id,
+        row.user_task_issue,
+    ]
+
+
+def render_csv(rows: Sequence[NodeRow]) -> bytes:
+    """RFC 4180 CSV (CRLF line ends, minimal quoting), header always, UTF-8 without BOM."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(TEXT_COLUMNS + ANALYST_COLUMNS)
+    writer.writerows(analyst_cells(row) for row in rows)
+    return go_bytes(buf.getvalue())
+
+
+def _md_cell(s: str) -> str:
+    s = s.replace("\\", "\\\\").replace("|", "\\|")
+    return s.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
+def render_markdown(rows: Sequence[NodeRow]) -> bytes:
+    """A GitHub table (`\\`, `|` escaped, line breaks as <br>); a notice under the header when empty."""
+    header = TEXT_COLUMNS + ANALYST_COLUMNS
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in analyst_cells(row)) + " |" for row in rows]
+    if not rows:
+        lines += ["", NO_INSTANCES]
+    return go_bytes("\n".join(lines) + "\n")
+
+
+RENDERERS: dict[str, Callable[[Sequence[NodeRow]], bytes]] = {
+    "text": render_text,
+    "json": render_json,
+    "yaml": render_yaml,
+    "csv": render_csv,
+    "markdown": render_markdown,
+}
