@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from functools import cmp_to_key
+from functools import cmp_to_key, lru_cache
 
 import yaml
 from yaml import events as ye
 from yaml.emitter import Emitter
+
+from pipeline.report.yamlv2 import key_cmp, plain_is_str
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,6 +32,15 @@ def go_string(s: str) -> str:
 def go_bytes(s: str | bytes) -> bytes:
     """The UTF-8 bytes of a Go string (bytes pass through untouched)."""
     return s if isinstance(s, bytes) else go_string(s).encode("utf-8")
+
+
+def go_bytes_each(texts: Iterable[str]) -> list[bytes]:
+    """`go_bytes` of each string; plain `encode` unless one holds a lone surrogate (rare)."""
+    texts = list(texts)
+    try:
+        return [text.encode() for text in texts]
+    except UnicodeEncodeError:
+        return [go_bytes(text) for text in texts]
 
 
 def is_go_print(ch: str) -> bool:
@@ -58,10 +70,22 @@ def go_quote(s: str | bytes) -> str:
     return "".join(out)
 
 
+_TWO_DIGITS = [f"{n:02d}" for n in range(60)]
+
+
+@lru_cache(maxsize=1024)
+def _date_and_t(days: int) -> str:
+    d = _EPOCH + timedelta(days=days)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+
+
 def rfc3339(ns: int) -> str:
     """Go `time.RFC3339` of a UTC instant given in ns since the epoch: seconds precision, `Z`."""
-    t = _EPOCH + timedelta(seconds=ns // 1_000_000_000)
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+    # a report's times fall on a few days: their dates are cached, the clock is arithmetic
+    days, secs = divmod(ns // 1_000_000_000, 86_400)
+    hour, secs = divmod(secs, 3600)
+    minute, sec = divmod(secs, 60)
+    return f"{_date_and_t(days)}{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}:{_TWO_DIGITS[sec]}Z"
 
 
 def rfc3339nano(ns: int) -> str:
@@ -74,36 +98,49 @@ def rfc3339nano(ns: int) -> str:
 _JSON_ESCAPE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029]')
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                "\t": "\\t"}
+# ... and lone surrogates, which go_string replaces: a string with neither is written verbatim
+_JSON_UNSAFE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
 
 
 def _json_string(s: str) -> str:
+    if not _JSON_UNSAFE.search(s):
+        return f'"{s}"'
     return '"' + _JSON_ESCAPE.sub(
         lambda m: _JSON_SHORT.get(m[0]) or f"\\u{ord(m[0]):04x}", go_string(s)) + '"'
 
 
-def _json_value(v: object, depth: int, indent: str) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool | int):
-        return str(v).lower()
+def _json_value(v: object, pad: str, indent: str) -> str:
+    """`v` as JSON whose line starts with `pad` ("\\n" + its indentation)."""
     if isinstance(v, str):
         return _json_string(v)
-    pad, inner = "\n" + indent * depth, "\n" + indent * (depth + 1)
+    if isinstance(v, bool | int):
+        return str(v).lower()
+    if v is None:
+        return "null"
+    inner = pad + indent
     if isinstance(v, dict):
         if not v:
             return "{}"
-        items = (f"{inner}{_json_string(k)}: {_json_value(x, depth + 1, indent)}" for k, x in v.items())
-        return "{" + ",".join(items) + pad + "}"
+        # the common values inline: a call per member costs more than the member's text
+        members = [inner + _json_key(k) + (_json_string(x) if type(x) is str else
+                                           "true" if x is True else "false" if x is False else
+                                           _json_value(x, inner, indent)) for k, x in v.items()]
+        return "{" + ",".join(members) + pad + "}"
     if isinstance(v, list | tuple):
         if not v:
             return "[]"
-        return "[" + ",".join(inner + _json_value(x, depth + 1, indent) for x in v) + pad + "]"
+        return "[" + ",".join([inner + _json_value(x, inner, indent) for x in v]) + pad + "]"
     raise TypeError(f"go_json_dumps: unsupported type {type(v).__name__}; use dict/list/str/int/bool/None")
+
+
+@lru_cache(maxsize=1024)
+def _json_key(key: str) -> str:
+    return _json_string(key) + ": "
 
 
 def go_json_dumps(obj: object, indent: str = "    ") -> str:
     """Go json.Encoder with SetIndent("", indent) and HTML escaping: dict order kept, ends in "\\n"."""
-    return _json_value(obj, 0, indent) + "\n"
+    return _json_value(obj, "\n", indent) + "\n"
 
 
 # --- YAML: ghodss/yaml -> gopkg.in/yaml.v2 v2.4 (libyaml's emitter) --------------------------
@@ -162,105 +199,6 @@ class _LibyamlEmitter(Emitter):
         self.write_indicator('"', False)
 
 
-def _digit_run(s: str, i: int, n: int) -> tuple[int, int]:
-    while i < len(s) and s[i].isdecimal():
-        n, i = n * 10 + ord(s[i]) - 48, i + 1
-    return n, i
-
-
-def _yaml_v2_key_cmp(a: str, b: str) -> int:
-    """yaml.v2's keyList.Less on string keys: letters sort after others, digit runs by value."""
-    for i in range(min(len(a), len(b))):
-        if a[i] == b[i]:
-            continue
-        al, bl = a[i].isalpha(), b[i].isalpha()
-        if al != bl:
-            return 1 if al else -1
-        if not al:
-            j = i
-            while j > 0 and a[j - 1].isdecimal():
-                j -= 1
-            seed = int("0" in (a[i], b[i]) and a[j:i].strip("0") != "")
-            (an, ae), (bn, be) = _digit_run(a, i, seed), _digit_run(b, i, seed)
-            if (an, ae) != (bn, be):
-                return -1 if (an, ae) < (bn, be) else 1
-        return -1 if a[i] < b[i] else 1
-    return (len(a) > len(b)) - (len(a) < len(b))
-
-
-_V2_MAP = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "n", "N", "no",
-           "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "~", "null", "Null", "NULL",
-           ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
-           "-.Inf", "-.INF"}
-_V2_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_V2_DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?")
-_V2_BASE60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
-_V2_TIME = re.compile(  # yaml.v2's time.Parse layouts: 2006-1-2[(T|t| )15:4:5[.9*][Z07:00]]
-    r"(?P<y>[0-9]{4})-(?P<mo>[0-9][0-9]?)-(?P<d>[0-9][0-9]?)(?:(?P<sep>[Tt ])(?P<h>[0-9][0-9]?)"
-    r":(?P<mi>[0-9][0-9]?):(?P<s>[0-9][0-9]?)(?:[.,][0-9]+)?(?P<z>Z|[-+](?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))?)?")
-_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _is_v2_timestamp(s: str) -> bool:
-    m = _V2_TIME.fullmatch(s)
-    if not m or (m["sep"] is not None and (m["sep"] == " ") == bool(m["z"])):
-        return False  # "T"/"t" needs a zone, " " allows none
-    year, month, day = int(m["y"]), int(m["mo"]), int(m["d"])
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if not 1 <= month <= 12 or not 1 <= day <= _DAYS[month - 1] - (month == 2 and not leap):
-        return False
-    if m["h"] and (int(m["h"]) > 23 or int(m["mi"]) > 59 or int(m["s"]) > 59):
-        return False
-    return not m["zh"] or (int(m["zh"]) <= 24 and int(m["zm"]) <= 60)
-
-
-def _go_parse_uint(s: str, base: int = 0) -> int | None:
-    """strconv.ParseUint(s, base, 64) (underscores already removed), None on error."""
-    if not s:
-        return None
-    if base == 0:
-        base = 10
-        if s[0] == "0":
-            prefix = s[1:2].lower()
-            base, s = ({"b": 2, "o": 8, "x": 16}[prefix], s[2:]) if len(s) >= 3 and prefix in "box" else (8, s[1:])
-    digits = "0123456789abcdef"[:base]
-    if any(c.lower() not in digits for c in s):
-        return None
-    value = int(s, base) if s else 0
-    return value if value < 1 << 64 else None
-
-
-def _go_parse_int(s: str, base: int = 0) -> int | None:
-    """strconv.ParseInt(s, base, 64), None on error."""
-    neg = s[:1] == "-"
-    value = _go_parse_uint(s[1:] if s[:1] in "+-" else s, base)
-    if value is None or value > (1 << 63) - (not neg):
-        return None
-    return -value if neg else value
-
-
-def _v2_is_number(s: str) -> bool:
-    plain = s.replace("_", "")
-    if _go_parse_int(plain) is not None or _go_parse_uint(plain) is not None:
-        return True
-    if _V2_FLOAT.fullmatch(plain) and float(plain) not in (float("inf"), float("-inf")):
-        return True
-    if plain.startswith("0b"):
-        return _go_parse_int(plain[2:], 2) is not None or _go_parse_uint(plain[2:], 2) is not None
-    return plain.startswith("-0b") and _go_parse_int("-" + plain[3:], 2) is not None
-
-
-def _yaml_v2_plain_is_str(s: str) -> bool:
-    """yaml.v2 `resolve("", s) == !!str && !isBase60Float(s)`: may `s` be written unquoted?"""
-    if s == "" or s in _V2_MAP:
-        return False
-    if s[0] == "." and _V2_DOT_FLOAT.fullmatch(s) and float(s) != float("inf"):
-        return False
-    if s[0] in "+-0123456789" and (_is_v2_timestamp(s) or _v2_is_number(s)):
-        return False
-    return not _V2_BASE60.fullmatch(s)
-
-
 class GoYAMLError(ValueError):
     """tctl's YAML fails: ghodss/yaml re-reads its own JSON, whose raw DEL/C1/U+FFFE are refused."""
 
@@ -271,7 +209,7 @@ _V2_READER_REFUSES = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
 def _yaml_events(v: object):
     if isinstance(v, dict):
         yield ye.MappingStartEvent(None, None, True, flow_style=False)
-        for k in sorted(v, key=cmp_to_key(_yaml_v2_key_cmp)):
+        for k in sorted(v, key=cmp_to_key(key_cmp)):
             yield from _yaml_events(k)
             yield from _yaml_events(v[k])
         yield ye.MappingEndEvent()
@@ -286,14 +224,85 @@ def _yaml_events(v: object):
         if bad := _V2_READER_REFUSES.search(s):
             raise GoYAMLError(f"yaml: control characters are not allowed (U+{ord(bad[0]):04X} in "
                               f"{s[:40]!r}); tctl fails the same way: use --format json")
-        style = "|" if "\n" in s else (None if _yaml_v2_plain_is_str(s) else '"')
+        style = "|" if "\n" in s else (None if plain_is_str(s) else '"')
         yield ye.ScalarEvent(None, None, (True, True), s, style=style)
     else:
         raise TypeError(f"go_yaml_dumps: unsupported type {type(v).__name__}; use dict/str/int/bool/None")
 
 
-def go_yaml_dumps(obj: dict) -> str:
-    """ghodss/yaml.Marshal of a JSON-shaped mapping as yaml.v2 v2.4 writes it (sorted keys, width 80)."""
+def _emit_yaml(obj: dict) -> str:
+    """The document through PyYAML's emitter: exact for any value, but ~10 µs a scalar."""
     events = [ye.StreamStartEvent(), ye.DocumentStartEvent(explicit=False), *_yaml_events(obj),
               ye.DocumentEndEvent(explicit=False), ye.StreamEndEvent()]
     return yaml.emit(events, Dumper=_LibyamlEmitter, indent=2, width=80, allow_unicode=True)
+
+
+@lru_cache(maxsize=256)
+def _bare_keys_sorted(keys: tuple[str, ...]) -> list[str] | None:
+    """A mapping's keys in yaml.v2 order when all are written bare (plain words), else None."""
+    words = all(_PLAIN_WORD.fullmatch(k) and plain_is_str(k) for k in keys)
+    return sorted(keys, key=cmp_to_key(key_cmp)) if keys and words else None
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")  # no indicator PyYAML would quote for
+_VERBATIM = re.compile(r'[!#-\[\]-~]*')  # printable ASCII but space, '"', '\\': nothing to escape or fold
+
+
+def _emitted_pair(key: str, value: object, depth: int) -> tuple[str, bool]:
+    """`key: value` as the emitter writes it `depth` mappings deep, and whether it leaves the
+    stream open-ended (a `|+` literal, after which the emitter ends the stream with "...")."""
+    doc: dict = {key: value}
+    for _ in range(depth):
+        doc = {"k": doc}
+    text = _emit_yaml(doc).split("\n", depth)[-1]  # drop the enclosing keys' lines
+    # the marker is the only line at column 0 that can end a value's text
+    return (text[:-4], True) if text.endswith("\n...\n") else (text, False)
+
+
+@lru_cache(maxsize=65536, typed=True)
+def _yaml_pair(key: str, value: object, depth: int) -> tuple[str, bool]:
+    """One `key: value` line (or block) `depth` mappings deep, and whether it is open-ended."""
+    if isinstance(value, bool):
+        scalar = "true" if value else "false"
+    elif isinstance(value, int):
+        scalar = str(value)
+    elif not isinstance(value, str) or not _VERBATIM.fullmatch(value):
+        return _emitted_pair(key, value, depth)
+    elif not plain_is_str(value):
+        scalar = f'"{value}"'
+    elif _PLAIN_WORD.fullmatch(value):
+        scalar = value
+    else:  # bare but maybe an indicator (`a: b`, `#x`, `-`): PyYAML's analysis picks the style
+        return _emitted_pair(key, value, depth)
+    return f"{'  ' * depth}{key}: {scalar}\n", False
+
+
+def _write_block(obj: dict, depth: int, out: list[str]) -> bool | None:
+    """Append `obj`'s lines to `out`: True when its last scalar leaves the stream open-ended,
+    None when a mapping is empty or has a key that needs quoting (left to the emitter)."""
+    keys = _bare_keys_sorted(tuple(obj))
+    if keys is None:
+        return None
+    open_ended: bool | None = False
+    for key in keys:
+        value = obj[key]
+        if isinstance(value, dict):
+            out.append(f"{'  ' * depth}{key}:\n")
+            open_ended = _write_block(value, depth + 1, out)
+            if open_ended is None:
+                return None
+        else:
+            text, open_ended = _yaml_pair(key, value, depth)
+            out.append(text)
+    return open_ended
+
+
+def go_yaml_dumps(obj: dict) -> str:
+    """ghodss/yaml.Marshal of a JSON-shaped mapping as yaml.v2 v2.4 writes it (sorted keys, width 80)."""
+    # Line by line: a `key: value` line depends only on its key, value and depth, so values with
+    # nothing to quote or escape are written directly, the rest emitted once each (cached).
+    out: list[str] = []
+    open_ended = _write_block(obj, 0, out)
+    if open_ended is None:
+        return _emit_yaml(obj)
+    return "".join(out) + ("...\n" if open_ended else "")

@@ -12,7 +12,14 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 
-from pipeline.report.gofmt import go_bytes, go_json_dumps, go_yaml_dumps, rfc3339, rfc3339nano
+from pipeline.report.gofmt import (
+    go_bytes,
+    go_bytes_each,
+    go_json_dumps,
+    go_yaml_dumps,
+    rfc3339,
+    rfc3339nano,
+)
 from pipeline.report.rows import (
     CLOUD_NAMES,
     NodeRow,
@@ -45,7 +52,7 @@ def render_text(rows: Sequence[NodeRow], width: int = 80) -> bytes:
     """tctl's text table for a terminal `width` (80 when not a terminal); a notice when empty."""
     if not rows:
         return (NO_INSTANCES + "\n").encode()
-    cells = [[go_bytes(c) for c in text_cells(row)] for row in rows]
+    cells = [go_bytes_each(text_cells(row)) for row in rows]
     columns = [c.encode() for c in TEXT_COLUMNS]
     return truncated_table(columns, cells, b"Details", width)
 

@@ -7,6 +7,7 @@ settings asciitable uses are supported: no flags, padding with a non-tab charact
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -150,14 +151,14 @@ def _go_div(a: int, b: int) -> int:
     return q if (a >= 0) == (b > 0) else -q
 
 
-def truncate_cell(cell: bytes, limit: int) -> bytes:
-    """asciitable's truncateCell: cut to `limit` bytes + "..." (0 means never cut)."""
-    if limit == 0 or len(cell) <= limit:
-        return cell
+def truncate_column(cells: Sequence[bytes], limit: int) -> Sequence[bytes]:
+    """asciitable's truncateCell on each cell: cut to `limit` bytes + "..." (0 means never cut)."""
+    if limit == 0 or not cells or max(map(len, cells)) <= limit:
+        return cells
     if limit < 0:
         raise TableWidthError(f"table too narrow: column limit {limit} < 0 (tctl panics here); "
                               "use a width of at least 11")
-    return cell[:limit] + b"..."
+    return [cell[:limit] + b"..." if len(cell) > limit else cell for cell in cells]
 
 
 def column_limits(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], truncated: bytes,
@@ -165,8 +166,8 @@ def column_limits(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], tru
     """MakeTableWithTruncatedColumn's MaxCellLength per column for a terminal `width`."""
     max_col_width = _go_div(width - 16, len(columns) - 1)
     limits, total = [], 0
-    for idx, title in enumerate(columns):
-        limit = max([len(title), *(len(row[idx]) for row in rows)])
+    for title, cells in zip(columns, _columns_of(rows, len(columns)), strict=True):
+        limit = max([len(title), *map(len, cells)])
         if title != truncated:
             if limit > max_col_width:
                 limit, total = max_col_width, total + max_col_width + 4  # "...<space>"
@@ -176,15 +177,41 @@ def column_limits(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], tru
     return [max(width - total - 4, 0) if t == truncated else lim for t, lim in zip(columns, limits, strict=True)]
 
 
+def _columns_of(rows: Sequence[Sequence[bytes]], ncolumns: int) -> list[Sequence[bytes]]:
+    return list(zip(*rows, strict=True)) if rows else [()] * ncolumns
+
+
 def truncated_table(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], truncated: bytes,
                     width: int = 80) -> bytes:
     """asciitable.MakeTableWithTruncatedColumn(...).AsBuffer(): header, dashes, rows, tabwriter'd."""
-    if any(len(row) != len(columns) for row in rows):
+    if rows and set(map(len, rows)) != {len(columns)}:
         raise ValueError(f"truncated_table: every row needs {len(columns)} cells")
     limits = column_limits(columns, rows, truncated, width)
-    cut = [[truncate_cell(cell, lim) for cell, lim in zip(row, limits, strict=True)] for row in rows]
-    widths = [max([len(title), *(len(row[i]) for row in cut)]) for i, title in enumerate(columns)]
-    tw = TabWriter(minwidth=5, tabwidth=0, padding=1, padchar=b" ")
-    for line in (list(columns), [b"-" * w for w in widths], *cut):
-        tw.write(b"".join(cell + b"\t" for cell in line) + b"\n")
-    return tw.flush()
+    cells = _columns_of(rows, len(columns))
+    cut = [truncate_column(col, lim) for col, lim in zip(cells, limits, strict=True)]
+    table = [[title, b"-" * max([len(title), *map(len, col)]), *col]
+             for title, col in zip(columns, cut, strict=True)]
+    if any(_TABWRITER_CONTROL.search(b"".join(col)) for col in table):
+        tw = TabWriter(minwidth=5, tabwidth=0, padding=1, padchar=b" ")
+        for line in zip(*table, strict=True):
+            tw.write(b"".join(cell + b"\t" for cell in line) + b"\n")
+        return tw.flush()
+    return _aligned(table, minwidth=5, padding=1)
+
+
+# bytes that make tabwriter end a cell or line, or start an escape
+_TABWRITER_CONTROL = re.compile(b"[\t\n\v\f\xff]")
+
+
+def _aligned(table: Sequence[Sequence[bytes]], minwidth: int, padding: int) -> bytes:
+    """What TabWriter makes of `table` (columns of cells, each cell + "\\t", each line + "\\n") when
+    no cell holds a tabwriter control byte: every line has every column, so each column is one
+    block, its cells padded to its widest cell (in runes) + `padding`, at least `minwidth`."""
+    padded = []
+    for col in table:
+        # surrogateescape turns each invalid byte into one character, as rune_count counts it
+        texts = b"\n".join(col).decode("utf-8", "surrogateescape").split("\n")
+        cell_width = max(minwidth, max(map(len, texts)) + padding)
+        padded.append([text.ljust(cell_width) for text in texts])
+    lines = map("".join, zip(*padded, strict=True))
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")

@@ -9,7 +9,7 @@ from pipeline.report.table import (
     TabWriter,
     column_limits,
     rune_count,
-    truncate_cell,
+    truncate_column,
     truncated_table,
 )
 
@@ -73,13 +73,13 @@ def test_rune_count(given, expected):
         pytest.param("ééé".encode(), 3, b"\xc3\xa9\xc3...", id="cut-inside-rune"),
     ],
 )
-def test_truncate_cell(cell, limit, expected):
-    assert truncate_cell(cell, limit) == expected
+def test_truncate_column(cell, limit, expected):
+    assert truncate_column([cell, b""], limit) == [expected, b""]
 
 
-def test_truncate_cell_negative_limit_is_an_error():
+def test_truncate_column_negative_limit_is_an_error():
     with pytest.raises(TableWidthError, match="limit -1"):
-        truncate_cell(b"abc", -1)
+        truncate_column([b"abc"], -1)
 
 
 def test_column_limits_for_spec_example_at_80():
