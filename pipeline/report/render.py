@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Sequence
 
 from pipeline.report.gofmt import (
@@ -130,11 +131,21 @@ def _md_cell(s: str) -> str:
     return s.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
 
 
+_MD_SPECIAL = re.compile(r"[\\|\r\n]")
+
+
+def _md_line(cells: list[str]) -> str:
+    # most rows have nothing to escape: one scan of the row instead of five per cell
+    if _MD_SPECIAL.search("".join(cells)):
+        cells = list(map(_md_cell, cells))
+    return "| " + " | ".join(cells) + " |"
+
+
 def render_markdown(rows: Sequence[NodeRow]) -> bytes:
     """A GitHub table (`\\`, `|` escaped, line breaks as <br>); a notice under the header when empty."""
     header = TEXT_COLUMNS + ANALYST_COLUMNS
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in analyst_cells(row)) + " |" for row in rows]
+    lines += [_md_line(analyst_cells(row)) for row in rows]
     if not rows:
         lines += ["", NO_INSTANCES]
     return go_bytes("\n".join(lines) + "\n")
