@@ -91,10 +91,12 @@ def _check_files_on_disk(store: Store, manifest, listing: dict[str, set[str]]) -
     problems = []
     for name in DATASETS:
         listed, on_disk = set(manifest.datasets.get(name, [])), listing[name]
-        for rel in sorted(on_disk - listed)[:MAX_LISTED]:
+        retired = {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
+        orphans = on_disk - listed - retired  # retired ones are kept on purpose, for a while
+        for rel in sorted(orphans)[:MAX_LISTED]:
             problems.append(f"orphan file {name}/{rel}: on disk but not in the manifest")
-        if len(on_disk - listed) > MAX_LISTED:
-            problems.append(f"... and {len(on_disk - listed) - MAX_LISTED} more orphan files in {name}")
+        if len(orphans) > MAX_LISTED:
+            problems.append(f"... and {len(orphans) - MAX_LISTED} more orphan files in {name}")
         for rel in sorted(listed - on_disk)[:MAX_LISTED]:
             problems.append(f"missing file {name}/{rel}: in the manifest but not on disk")
     for leftover in _leftover_staging(store):

@@ -12,7 +12,7 @@ from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.maintenance import apply_retention, compact
 from pipeline.query import connect
-from pipeline.store import Store, StoreError
+from pipeline.store import Store, StoreError, manifest
 from pipeline.verify import verify
 from tests.conftest import (
     make_aws_node,
@@ -83,10 +83,13 @@ def test_compact_rewrites_each_partition_into_one_file_with_the_same_rows(built:
         parts = [r.rsplit("/", 1)[0] if "/" in r else "" for r in rels]
         assert len(parts) == len(set(parts)), name
     assert verify(built) == []
-    # the replaced files are gone from disk
+    # the replaced files are retired: on disk for readers that listed them, until the grace ends
     on_disk = sorted(p.relative_to(built.root / "runs").as_posix()
                      for p in (built.root / "runs").rglob("*.parquet"))
-    assert on_disk == sorted(built.manifest().datasets["runs"])
+    m = built.manifest()
+    retired = sorted(r.split("/", 1)[1] for r in m.retired if r.startswith("runs/"))
+    assert retired and not set(retired) & set(m.datasets["runs"])
+    assert on_disk == sorted(m.datasets["runs"] + retired)
 
 
 def test_compact_twice_changes_nothing_the_second_time(built: Store):
@@ -107,7 +110,7 @@ def test_compact_needs_a_store(tmp_path: Path):
         compact(Store(tmp_path / "nothing"))
 
 
-def test_retention_drops_whole_partitions_before_the_cutoff(built: Store):
+def test_retention_drops_whole_partitions_before_the_cutoff(built: Store, monkeypatch):
     before = _rows(built)
     summary = apply_retention(built, days=3, today=date(2026, 5, 6))  # cutoff 2026-05-03
 
@@ -127,6 +130,13 @@ def test_retention_drops_whole_partitions_before_the_cutoff(built: Store):
     assert verify(built) == []
     for rel in built.manifest().datasets["runs"]:
         assert "2026-05-01" not in rel
+    # the dropped files are retired; the first write after the grace deletes them
+    old = list((built.root / "runs").rglob("event_date=2026-05-01/*.parquet"))
+    assert old and all(f"runs/{p.relative_to(built.root / 'runs').as_posix()}"
+                       in built.manifest().retired for p in old)
+    monkeypatch.setattr(manifest, "RETIRE_GRACE", timedelta(0))
+    with built.writer():
+        pass
     assert not list((built.root / "runs").rglob("event_date=2026-05-01/*.parquet"))
 
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.store import remote
@@ -22,6 +22,9 @@ MANIFEST = "_manifest.json"
 LOCK = "_lock"
 STAGING = "_staging"
 SCHEMA_DIR = "_schema"
+# A file a commit drops (compaction, retention, a rollup rebuilt) stays on disk this long, so a
+# reader that listed it before the commit (a notebook, a long report) can still read it.
+RETIRE_GRACE = timedelta(hours=24)
 
 
 class StoreError(Exception):
@@ -40,11 +43,13 @@ def new_ingest_id(now: datetime | None = None) -> str:
 
 @dataclass
 class Manifest:
-    """What is committed: per dataset, the data files (relative to the dataset folder)."""
+    """What is committed: per dataset, the data files (relative to the dataset folder); and the
+    files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when)."""
 
     version: int = 0
     schema_version: int = SCHEMA_VERSION
     datasets: dict[str, list[str]] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -53,6 +58,7 @@ class Manifest:
                 "schema_version": self.schema_version,
                 "version": self.version,
                 "datasets": {k: sorted(v) for k, v in sorted(self.datasets.items())},
+                "retired": dict(sorted(self.retired.items())),
             },
             indent=1,
         )
@@ -60,9 +66,13 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         d = json.loads(text)
-        return cls(
-            version=d["version"], schema_version=d["schema_version"], datasets=d["datasets"]
-        )
+        return cls(version=d["version"], schema_version=d["schema_version"],
+                   datasets=d["datasets"], retired=d.get("retired", {}))
+
+    def expired(self, now: datetime) -> set[str]:
+        """Retired files whose grace period is over."""
+        return {rel for rel, at in self.retired.items()
+                if now - datetime.fromisoformat(at) >= RETIRE_GRACE}
 
 
 class Store:
@@ -157,22 +167,32 @@ class Store:
                 raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
         with self.locked(timeout):
             self._sweep()
+            expired = self._delete_expired()
             self._ensure_schema_files()
-            w = Writer(self, ingest_id or new_ingest_id())
+            w = Writer(self, ingest_id or new_ingest_id(), expired)
             try:
                 yield w
             finally:
                 w.abandon()  # uncommitted files go with the staging folder
 
     def _sweep(self) -> None:
+        kept = self._kept()
         if self.remote:
-            committed = {f"{k}/{r}" for k, v in self.manifest().datasets.items() for r in v}
-            remote.sweep(self.fs, self._base, committed)
+            remote.sweep(self.fs, self._base, kept)
         else:
-            _sweep_staging(self.root, self._committed_paths())
+            _sweep_staging(self.root, {str(self.root / rel) for rel in kept})
 
-    def _committed_paths(self) -> set[str]:
-        return {self.path(k, r) for k, v in self.manifest().datasets.items() for r in v}
+    def _kept(self) -> set[str]:
+        """Files (`dataset/rel`) a sweep must leave: committed, or retired and in their grace."""
+        m = self.manifest()
+        return {f"{k}/{r}" for k, v in m.datasets.items() for r in v} | set(m.retired)
+
+    def _delete_expired(self) -> set[str]:
+        """Delete the retired files past their grace; the next commit forgets them."""
+        expired = self.manifest().expired(datetime.now(UTC))
+        for rel in sorted(expired):
+            self._delete(rel)
+        return expired
 
     def _put(self, src: Path, rel: str) -> None:
         """Place a finished local file at `rel` under the root (rename, or upload)."""
@@ -222,7 +242,7 @@ class Store:
 class Writer:
     """One transaction on the store: stage files, then commit them in one manifest write."""
 
-    def __init__(self, store: Store, ingest_id: str):
+    def __init__(self, store: Store, ingest_id: str, expired: set[str] = frozenset()):
         import tempfile
 
         self.store = store
@@ -233,6 +253,7 @@ class Writer:
             self.staging = store.root / STAGING / ingest_id
             _mkdirs(self.staging)
         self.base = store.manifest()
+        self._expired = set(expired)  # retired files deleted when this writer started
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
         self._intents: list[str] = []
@@ -266,7 +287,7 @@ class Writer:
                     f.write(json.dumps(str(self.store.root / rel)) + "\n")
 
     def remove(self, dataset: str, rels: list[str]) -> None:
-        """Drop committed files from the dataset at commit (deleted after the commit)."""
+        """Drop committed files from the dataset at commit (deleted after RETIRE_GRACE)."""
         self._removed.setdefault(dataset, set()).update(rels)
 
     @property
@@ -285,13 +306,13 @@ class Writer:
             datasets[name] = [r for r in datasets.get(name, []) if r not in rels]
         for name, rels in self._added.items():
             datasets.setdefault(name, []).extend(rels)
-        new = Manifest(version=current.version + 1, datasets=datasets)
-        removed = [f"{name}/{rel}" for name, rels in self._removed.items() for rel in sorted(rels)]
-        if removed:  # once unnamed they are garbage: if we die before deleting, the sweep does
-            self._record_intents(removed)
+        # removed files are retired, not deleted: a reader that listed them keeps reading; a
+        # writer starting after RETIRE_GRACE deletes them (Store._delete_expired)
+        now = datetime.now(UTC).isoformat()
+        retired = {rel: at for rel, at in current.retired.items() if rel not in self._expired}
+        retired |= {f"{name}/{rel}": now for name, rels in self._removed.items() for rel in rels}
+        new = Manifest(version=current.version + 1, datasets=datasets, retired=retired)
         self.store._write_manifest(new)
-        for rel in removed:
-            self.store._delete(rel)
         self._clear_intents()
         self.base = new
         self._added, self._removed = {}, {}
@@ -306,15 +327,15 @@ class Writer:
 
     def abandon(self) -> None:
         """Delete what was placed but not committed, and the staging folder."""
+        kept = self.store._kept()
         if self.store.remote:
-            committed = {f"{k}/{r}" for k, v in self.base.datasets.items() for r in v}
             for rel in self._intents:
-                if rel not in committed:
+                if rel not in kept:
                     self.store._delete(rel)
             self._clear_intents()
             shutil.rmtree(self.staging, ignore_errors=True)
         else:
-            _sweep_one(self.staging, self.store._committed_paths())
+            _sweep_one(self.staging, {str(self.store.root / rel) for rel in kept})
 
 
 # Nothing the store writes is world-accessible: folders and files get the umask's bits less

@@ -256,12 +256,14 @@ def sweep(path: Path) -> None:
 
 def unreferenced(path: Path) -> list[str]:
     """Every file in the store that no reader can reach and nothing needs: data files the
-    manifest does not name, anything left in staging, stray files at the root."""
+    manifest does not name (as data or as retired, kept for readers that listed them), anything
+    left in staging, stray files at the root."""
     store = Store(path)
     manifest = store.manifest()
     extra = []
     for name, ds in DATASETS.items():
         named = set(manifest.datasets.get(name, []))
+        named |= {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
         base = path / name
         for p in sorted(base.rglob("*")) if base.exists() else []:
             rel = p.relative_to(base).as_posix()

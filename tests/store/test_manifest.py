@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -174,7 +175,10 @@ def test_commit_without_changes_is_a_noop(store: Store) -> None:
     assert not store.exists()  # no manifest written for an empty write
 
 
-def test_remove_drops_files_at_commit(store: Store) -> None:
+def test_remove_drops_files_at_commit_and_deletes_them_after_the_grace(
+        store: Store, monkeypatch) -> None:
+    from pipeline.store import manifest
+
     with store.writer(ingest_id="a") as w:
         w.add_tree(
             "runs", produce_runs(w.scratch("out"), [("aws", "2026-05-04"), ("azure", "2026-05-04")])
@@ -183,11 +187,20 @@ def test_remove_drops_files_at_commit(store: Store) -> None:
     gone = "cloud=aws/event_date=2026-05-04/data_0.parquet"
     with store.writer(ingest_id="b") as w:
         w.remove("runs", [gone])
-        assert (store.root / "runs" / gone).exists()  # until the commit
         m = w.commit()
     assert m.version == 2
     assert m.datasets["runs"] == ["cloud=azure/event_date=2026-05-04/data_0.parquet"]
-    assert not (store.root / "runs" / gone).exists()
+    assert list(m.retired) == [f"runs/{gone}"]
+    assert (store.root / "runs" / gone).exists()  # a reader that listed it still reads it
+    with store.writer(ingest_id="c"):  # within the grace: kept
+        pass
+    assert (store.root / "runs" / gone).exists()
+    monkeypatch.setattr(manifest, "RETIRE_GRACE", timedelta(0))
+    with store.writer(ingest_id="d") as w:  # past it: deleted first, forgotten at the commit
+        assert not (store.root / "runs" / gone).exists()
+        w.add_tree("runs", produce_runs(w.scratch("out"), [("aws", "2026-05-05")]))
+        m = w.commit()
+    assert m.retired == {}
 
 
 def test_commit_refuses_when_manifest_changed_underneath(store: Store) -> None:
