@@ -194,10 +194,15 @@ def _to_naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
 
+# typed from the layout: a column whose values are all None would otherwise be Parquet type NULL
+_ARROW = {"VARCHAR": pa.string(), "TIMESTAMP_NS": pa.int64(), "BIGINT": pa.int64()}
+
+
 def _table(ds, rows: list[dict[str, Any]], at: datetime) -> pa.Table:
-    cols: dict[str, list[Any]] = {c: [r.get(c) for r in rows] for c, _ in ds.columns}
-    if "expires" in cols:
-        cols["expires"] = pa.array(cols["expires"], pa.int64()).cast(pa.timestamp("ns"))
+    cols = {c: pa.array([r.get(c) for r in rows], _ARROW[t]) for c, t in ds.columns
+            if c != "captured_at"}
+    if "expires" in cols:  # integer nanoseconds
+        cols["expires"] = cols["expires"].cast(pa.timestamp("ns"))
     cols["captured_at"] = pa.array([at] * len(rows), pa.timestamp("ns"))
     cols["capture_date"] = pa.array([at.date()] * len(rows), pa.date32())
     return pa.table(cols)
