@@ -1,20 +1,5 @@
 -- runs_in_window(from_ts, to_ts): run events with from_ts <= time < to_ts (half-open), empty keys
--- dropped (as tctl drops them). Only the files of the window's days are listed (runs_on_days, made
--- by pipeline.query.attach_views): older history is neither bound nor read.
--- runs_in_window_except(from_ts, to_ts, skip_months): the same without the days of the months
--- listed (DATEs, first of the month): what latest_runs reads from month rollups instead.
--- grain: one row per run event. inputs: runs (runs_on_days).
-CREATE OR REPLACE MACRO runs_in_window_except(from_ts, to_ts, skip_months) AS TABLE
-SELECT *
-FROM runs_on_days(
-    CAST(from_ts AS DATE),
-    -- the window ends before to_ts: a to_ts at midnight needs nothing of that day
-    CASE WHEN CAST(to_ts AS DATE) = to_ts THEN CAST(to_ts AS DATE) - 1 ELSE CAST(to_ts AS DATE) END,
-    skip_months := skip_months
-)
-WHERE time >= from_ts
-  AND time < to_ts
-  AND instance_key <> '';
-
+-- dropped (as tctl drops them); only the window's days are read.
+-- grain: one row per run event. inputs: runs_in_window_except.
 CREATE OR REPLACE MACRO runs_in_window(from_ts, to_ts) AS TABLE
 SELECT * FROM runs_in_window_except(from_ts, to_ts, []::DATE[]);

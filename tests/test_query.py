@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.query import connect, nodes_report, to_ns
+from pipeline.query import connect, nodes_report, sql_files, to_ns
 from tests.conftest import (
     T0,
     make_aws_node,
@@ -231,3 +232,13 @@ def test_rows_are_ordinary_frozen_noderows(store, tmp_path):
     assert len({*rows.values()}) == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
         rows["i-1"].region = "x"
+
+
+@pytest.mark.parametrize("path", sql_files(), ids=lambda p: p.name)
+def test_each_sql_file_defines_the_one_relation_it_is_named_for(path: Path):
+    """House style: one view, macro or table per file, the file named for it, with a header
+    comment stating its grain and inputs."""
+    text = path.read_text()
+    defined = re.findall(r"CREATE OR REPLACE (?:TEMP )?(?:MACRO|VIEW|TABLE) (\w+)", text)
+    assert defined == [path.stem.split("_", 1)[1]]
+    assert "-- grain:" in text and "inputs:" in text
