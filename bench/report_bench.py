@@ -42,6 +42,7 @@ def raw_runs_view(files: list[str]) -> str:
 def raw_connection(h: History, files: list[str]) -> duckdb.DuckDBPyConnection:
     """Our connection (snapshots, every sql/ relation) with `runs`, and `runs_on_days` (what
     runs_in_window reads: the store's files of those days), replaced by the raw view."""
+    from pipeline import rollup
     from pipeline.query import connect
 
     con = connect(h.store)
@@ -49,7 +50,7 @@ def raw_connection(h: History, files: list[str]) -> duckdb.DuckDBPyConnection:
     con.execute("CREATE OR REPLACE MACRO runs_on_days(first_day, last_day, skip_months := "
                 "[]::DATE[]) AS TABLE SELECT * FROM runs WHERE event_date BETWEEN first_day "
                 "AND last_day")
-    con.execute("SET VARIABLE rollup_latest_months = []::DATE[]")  # no rollups of raw JSON
+    rollup.ignore_latest(con)  # no rollups of raw JSON
     return con
 
 
@@ -156,6 +157,7 @@ def _trend_rows(con, lo: int, hi: int, span: str, runs: int) -> list[Row]:
 
 
 def run(ctx: Ctx) -> list[Row]:
+    from pipeline import rollup
     from pipeline.query import connect
 
     h = ensure_history(ctx)
@@ -176,7 +178,7 @@ def run(ctx: Ctx) -> list[Row]:
     lo, hi = _whole(con)
     span = f"whole history ({ctx.scale.history_days} d, {human(stored)} events)"
     runs_only = connect(h.store)
-    runs_only.execute("SET VARIABLE rollup_latest_months = []::DATE[]")
+    rollup.ignore_latest(runs_only)
     rows += _latest_rows(con, runs_only, lo, hi, span, ctx.runs)
     runs_only.close()
     rows += _trend_rows(con, lo, hi, span, ctx.runs)

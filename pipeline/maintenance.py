@@ -12,14 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
+from pipeline.ingest.write import sql_str
 from pipeline.store import Store, StoreError
 from pipeline.store.layout import DATASETS, INGEST_LOG, SNAPSHOT_LOG, Dataset
 
 EVENT_DATASETS = ("runs", "joins")
-
-
-def _sq(s: str) -> str:
-    return s.replace("'", "''")
 
 
 def _partition_of(rel: str) -> str:
@@ -84,7 +81,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
                     con.execute(
                         f"COPY (SELECT {_select_columns(ds)} FROM read_parquet("
                         "getvariable('compact_files'), hive_partitioning = false, "
-                        f"union_by_name = true){_order(ds)}) TO '{_sq(str(target))}' "
+                        f"union_by_name = true){_order(ds)}) TO {sql_str(target)} "
                         "(FORMAT parquet, COMPRESSION zstd)")
                     before, after = count_rows(con, files), count_rows(con, [str(target)])
                     if before != after:
@@ -100,15 +97,6 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
         finally:
             con.close()
     return summary
-
-
-def _date_of(part: str, ds: Dataset) -> date | None:
-    """The DATE partition value of a partition folder (None: the dataset has none)."""
-    values = dict(p.split("=", 1) for p in part.split("/") if "=" in p)
-    for col, typ in ds.partition:
-        if typ == "DATE" and col in values:
-            return date.fromisoformat(values[col])
-    return None
 
 
 def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float = 60.0) -> dict:
@@ -131,7 +119,7 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
             event_rows, partitions = 0, []
             for name, ds in DATASETS.items():
                 for part, rels in _by_partition(w.base.datasets.get(name, [])).items():
-                    day = _date_of(part, ds)
+                    day = ds.date_of(part)
                     if day is None or day >= cutoff:
                         continue
                     rows = count_rows(con, dataset_files(store, name, rels))
@@ -173,10 +161,7 @@ def _rewrite_snapshot_log(con, store: Store, w, cutoff: date) -> None:
     con.execute(
         f"COPY (SELECT {_select_columns(SNAPSHOT_LOG)} FROM read_parquet(getvariable('log_files')) "
         "WHERE CAST(captured_at AS DATE) >= $1 ORDER BY captured_at) TO "
-        f"'{_sq(str(out / f'part-{w.ingest_id}.parquet'))}' (FORMAT parquet, COMPRESSION zstd)",
+        f"{sql_str(out / f'part-{w.ingest_id}.parquet')} (FORMAT parquet, COMPRESSION zstd)",
         [cutoff])
     w.remove(SNAPSHOT_LOG.name, rels)
     w.add_tree(SNAPSHOT_LOG.name, out)
-
-
-# --- verify ---------------------------------------------------------------------------------

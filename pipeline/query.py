@@ -66,9 +66,10 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
                         "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
                         f"{_days_filter(files)}, union_by_name = true{options})")
-    rollup.attach_latest(con, store, manifest.datasets)
-    for path in sql_files():
-        con.execute(path.read_text())
+    texts = [path.read_text() for path in sql_files()]
+    rollup.attach(con, store, manifest.datasets, texts)
+    for text in texts:
+        con.execute(text)
 
 
 def _days_filter(files: str) -> str:

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 
 from pipeline.store import Store
-from pipeline.store.layout import ROLLUP_LATEST, ROLLUP_TRENDS
+from pipeline.store.layout import ROLLUP_LATEST, ROLLUP_TRENDS, RUNS, Dataset
 
 DAY = timedelta(days=1)
 NS_PER_DAY = 86_400 * 10**9
@@ -40,19 +40,11 @@ CHUNK_DAYS = 7  # days of trends computed per query while refreshing (bounds mem
 
 # ---- fingerprints ------------------------------------------------------------------------------
 
-def day_of(rel: str) -> date | None:
-    """The `event_date=` of a runs file's relative path (None for a file outside any day)."""
-    for folder in rel.split("/")[:-1]:
-        if folder.startswith("event_date="):
-            return date.fromisoformat(folder.split("=", 1)[1])
-    return None
-
-
 def runs_by_day(rels: Iterable[str]) -> dict[date, list[str]]:
     """Runs files (relative paths) per event day."""
     out: dict[date, list[str]] = {}
     for rel in rels:
-        if (d := day_of(rel)) is not None:
+        if (d := RUNS.date_of(rel)) is not None:
             out.setdefault(d, []).append(rel)
     return out
 
@@ -73,11 +65,10 @@ def _digest(parts: Iterable[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def sql_version() -> str:
-    """A digest of every `sql/` file: a change to how relations are computed stales rollups."""
-    from pipeline.query import sql_files
-
-    return _digest(p.read_text() for p in sql_files())
+def sql_version(con: duckdb.DuckDBPyConnection) -> str:
+    """The digest of the `sql/` texts loaded on `con` (set by `attach`): a change to how the
+    relations are computed stales every rollup."""
+    return con.execute("SELECT getvariable('rollup_sql_version')").fetchall()[0][0]
 
 
 def latest_fingerprints(by_day: dict[date, list[str]], salt: str) -> dict[date, str]:
@@ -94,22 +85,22 @@ def trend_fingerprints(by_day: dict[date, list[str]], salt: str) -> dict[date, s
             for d in by_day}
 
 
-def rollup_key(rel: str) -> tuple[date, str] | None:
+def rollup_key(ds: Dataset, rel: str) -> tuple[date, str] | None:
     """(partition date, fingerprint) of a rollup file `<key>=<date>/part-<id>-<fp>.parquet`."""
-    folders, name = rel.split("/")[:-1], rel.rsplit("/", 1)[-1]
-    if len(folders) != 1 or "=" not in folders[0] or not name.endswith(".parquet"):
+    if not rel.endswith(".parquet"):
         return None
     try:
-        return date.fromisoformat(folders[0].split("=", 1)[1]), name[:-8].rsplit("-", 1)[-1]
+        day = ds.date_of(rel)
     except ValueError:
         return None
+    return None if day is None else (day, rel[:-len(".parquet")].rsplit("-", 1)[-1])
 
 
-def fresh(rollup_rels: Iterable[str], want: dict[date, str]) -> dict[date, str]:
+def fresh(ds: Dataset, rollup_rels: Iterable[str], want: dict[date, str]) -> dict[date, str]:
     """Of the rollup files, those whose fingerprint matches `want`: partition date -> rel."""
     out = {}
     for rel in rollup_rels:
-        key = rollup_key(rel)
+        key = rollup_key(ds, rel)
         if key is not None and want.get(key[0]) == key[1]:
             out[key[0]] = rel
     return out
@@ -132,22 +123,23 @@ def committed(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, str]:
 
 # ---- reading: latest_runs (SQL, sql/050) -------------------------------------------------------
 
-def attach_latest(con: duckdb.DuckDBPyConnection, store: Store, datasets: dict[str, list[str]]
-                  ) -> None:
-    """Set the variables `latest_runs` reads: the fresh month rollups (after the runs schema
-    file, so the list is never empty) and the months they cover."""
-    want = latest_fingerprints(runs_by_day(datasets.get("runs", [])), sql_version())
-    ok = fresh(datasets.get(ROLLUP_LATEST.name, []), want)
-    schema = store.files("runs", _empty_manifest())[0]
-    con.execute("SET VARIABLE rollup_latest_files = $1",
-                [[schema] + [store.path(ROLLUP_LATEST.name, ok[m]) for m in sorted(ok)]])
+def attach(con: duckdb.DuckDBPyConnection, store: Store, datasets: dict[str, list[str]],
+           sql_texts: Iterable[str]) -> None:
+    """Set the variables rollups are read through: the digest of the `sql/` texts loaded, the
+    fresh month rollups `latest_runs` reads (after the runs schema file, so the list is never
+    empty) and the months they cover."""
+    version = _digest(sql_texts)
+    con.execute("SET VARIABLE rollup_sql_version = $1", [version])
+    want = latest_fingerprints(runs_by_day(datasets.get("runs", [])), version)
+    ok = fresh(ROLLUP_LATEST, datasets.get(ROLLUP_LATEST.name, []), want)
+    con.execute("SET VARIABLE rollup_latest_files = $1", [
+        [store.schema_file("runs")] + [store.path(ROLLUP_LATEST.name, ok[m]) for m in sorted(ok)]])
     con.execute("SET VARIABLE rollup_latest_months = $1::DATE[]", [sorted(ok)])
 
 
-def _empty_manifest():
-    from pipeline.store.manifest import Manifest
-
-    return Manifest()
+def ignore_latest(con: duckdb.DuckDBPyConnection) -> None:
+    """Make `latest_runs` on `con` scan runs only (baselines and checks of the rollups)."""
+    con.execute("SET VARIABLE rollup_latest_months = []::DATE[]")
 
 
 # ---- reading: failure_trends by day (planned here) ---------------------------------------------
@@ -165,9 +157,9 @@ def plan_trends(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> TrendPlan:
     `hi` (a later end could still add an attempt's newer step); days without runs need nothing."""
     first, last = _day(lo), _day(hi - 1)
     by_day = runs_by_day(committed(con, "runs"))
-    want = trend_fingerprints(by_day, sql_version() + rules_version(con))
+    want = trend_fingerprints(by_day, sql_version(con) + rules_version(con))
     files = committed(con, ROLLUP_TRENDS.name)
-    ok = {d: files[rel] for d, rel in fresh(files, want).items()}
+    ok = {d: files[rel] for d, rel in fresh(ROLLUP_TRENDS, files, want).items()}
     rolled, live, run_start = {}, [], None
     d = first
     while d <= last:
@@ -230,10 +222,10 @@ def refresh(store: Store, *, lock_timeout: float = 60.0,
         con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
         try:
             by_day = runs_by_day(w.base.datasets.get("runs", []))
-            salt = sql_version()
-            months = _refresh(w, ROLLUP_LATEST.name, latest_fingerprints(by_day, salt),
+            salt = sql_version(con)
+            months = _refresh(w, ROLLUP_LATEST, latest_fingerprints(by_day, salt),
                               lambda todo, out: _build_latest(con, todo, out, say))
-            days = _refresh(w, ROLLUP_TRENDS.name,
+            days = _refresh(w, ROLLUP_TRENDS,
                             trend_fingerprints(by_day, salt + rules_version(con)),
                             lambda todo, out: _build_trends(con, todo, out, say))
             w.commit()
@@ -243,18 +235,19 @@ def refresh(store: Store, *, lock_timeout: float = 60.0,
             "days_built": days[0], "day_files_removed": days[1]}
 
 
-def _refresh(w, name: str, want: dict[date, str],
+def _refresh(w, ds: Dataset, want: dict[date, str],
              build: Callable[[dict[date, str], object], None]) -> tuple[int, int]:
     """Build the files of `want` that are not already fresh, remove every other file."""
-    have = w.base.datasets.get(name, [])
-    ok = fresh(have, want)
+    have = w.base.datasets.get(ds.name, [])
+    ok = fresh(ds, have, want)
     todo = {d: fp for d, fp in sorted(want.items()) if d not in ok}
-    stale = [rel for rel in have if rel not in set(ok.values())]
-    out = w.scratch(f"rollup-{name}")
+    kept = set(ok.values())
+    stale = [rel for rel in have if rel not in kept]
+    out = w.scratch(f"rollup-{ds.name}")
     if todo:
         build({d: f"part-{w.ingest_id}-{fp}.parquet" for d, fp in todo.items()}, out)
-    w.remove(name, stale)
-    w.add_tree(name, out)
+    w.remove(ds.name, stale)
+    w.add_tree(ds.name, out)
     return len(todo), len(stale)
 
 

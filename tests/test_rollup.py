@@ -17,6 +17,7 @@ from pipeline.ingest.events import ingest_events
 from pipeline.maintenance import apply_retention, compact
 from pipeline.query import to_ns
 from pipeline.store import Store
+from pipeline.store.layout import ROLLUP_LATEST, ROLLUP_TRENDS, RUNS
 from pipeline.verify import verify
 from tests.conftest import make_azure_run, make_run, write_lines
 
@@ -78,7 +79,7 @@ def _windows(seed: int, n: int) -> list[tuple[int, int]]:
 
 def _live_latest(con, lo: int, hi: int) -> list[tuple]:
     months = con.execute("SELECT getvariable('rollup_latest_months')").fetchall()[0][0]
-    con.execute("SET VARIABLE rollup_latest_months = []::DATE[]")
+    rollup.ignore_latest(con)
     try:
         return _latest(con, lo, hi)
     finally:
@@ -130,7 +131,7 @@ def test_the_fixture_has_attempts_across_midnight(store: Store):
 
 def test_refresh_builds_every_month_and_day_then_nothing(store: Store):
     first = rollup.refresh(store)
-    days = {rollup.day_of(r) for r in store.manifest().datasets["runs"]}
+    days = {RUNS.date_of(r) for r in store.manifest().datasets["runs"]}
     assert first == {"months_built": 3, "month_files_removed": 0, "days_built": len(days),
                      "day_files_removed": 0}
     version = store.manifest().version
@@ -201,10 +202,10 @@ def test_compaction_and_retention_keep_answers_right(store: Store, tmp_path: Pat
     _assert_same_as_live(store, _windows(seed=5, n=3), rolled=(True, True))  # May still
     apply_retention(store, 45, date(2026, 5, 31))  # from Apr 16: April's rollup goes too
     rollup.refresh(store)
-    days = {rollup.day_of(r) for r in store.manifest().datasets["runs"]}
+    days = {RUNS.date_of(r) for r in store.manifest().datasets["runs"]}
     got = store.manifest().datasets
-    assert {rollup.rollup_key(r)[0] for r in got["rollup_trends"]} == days
-    assert {rollup.rollup_key(r)[0] for r in got["rollup_latest"]} == {
+    assert {rollup.rollup_key(ROLLUP_TRENDS, r)[0] for r in got["rollup_trends"]} == days
+    assert {rollup.rollup_key(ROLLUP_LATEST, r)[0] for r in got["rollup_latest"]} == {
         date(2026, 4, 1), date(2026, 5, 1)}
     _assert_same_as_live(store, _windows(seed=6, n=3), rolled=(True, True))
     assert verify(store) == []

@@ -7,6 +7,7 @@ them, `verify` checks them. SCHEMA_VERSION is written into the manifest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
 SCHEMA_VERSION = 2
@@ -28,6 +29,15 @@ class Dataset:
         """SQL selecting zero rows with exactly this dataset's file columns and types."""
         cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in self.columns)
         return f"SELECT {cols} LIMIT 0"
+
+    def date_of(self, path: str) -> date | None:
+        """The DATE partition value of a partition folder, or of a file's path relative to the
+        dataset (None: the dataset has no DATE key, or the path no such folder)."""
+        values = dict(p.split("=", 1) for p in path.split("/") if "=" in p)
+        for col, typ in self.partition:
+            if typ == "DATE" and col in values:
+                return date.fromisoformat(values[col])
+        return None
 
     def placeholder_path(self) -> str:
         """Relative path of the zero-row file that anchors the schema of an empty dataset."""
