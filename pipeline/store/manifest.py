@@ -69,6 +69,10 @@ class Manifest:
         return cls(version=d["version"], schema_version=d["schema_version"],
                    datasets=d["datasets"], retired=d.get("retired", {}))
 
+    def kept(self) -> set[str]:
+        """Files (`dataset/rel`) a sweep must leave: committed, or retired and in their grace."""
+        return {f"{k}/{r}" for k, v in self.datasets.items() for r in v} | set(self.retired)
+
     def expired(self, now: datetime) -> set[str]:
         """Retired files whose grace period is over."""
         return {rel for rel, at in self.retired.items()
@@ -142,14 +146,18 @@ class Store:
     def files(self, dataset: str, manifest: Manifest | None = None) -> list[str]:
         """Paths (or URLs) of a dataset's committed files, the zero-row schema file first."""
         m = manifest or self.manifest()
-        schema = self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
-        return [schema] + [self.path(dataset, rel) for rel in m.datasets.get(dataset, [])]
+        return [self.schema_file(dataset)] + [self.path(dataset, rel)
+                                              for rel in m.datasets.get(dataset, [])]
+
+    def schema_file(self, dataset: str) -> str:
+        """Path (or URL) of the dataset's zero-row file that anchors its schema."""
+        return self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
 
     def locked(self, timeout: float = 60.0):
         """The writers' lock (a context manager) without a Writer: for checks that read a store
         that must not change meanwhile. Raises StoreLocked after `timeout` seconds."""
         if self.remote:
-            return remote.locked(self.fs, f"{self._base}/{LOCK}", timeout, StoreLocked)
+            return remote.locked(self.fs, self.fs_path(LOCK), timeout, StoreLocked)
         return _locked(self.root / LOCK, timeout)
 
     @contextlib.contextmanager
@@ -166,8 +174,9 @@ class Store:
             except OSError as e:
                 raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
         with self.locked(timeout):
-            self._sweep()
-            expired = self._delete_expired()
+            m = self.manifest()
+            self._sweep(m)
+            expired = self._delete_expired(m)
             self._ensure_schema_files()
             w = Writer(self, ingest_id or new_ingest_id(), expired)
             try:
@@ -175,21 +184,16 @@ class Store:
             finally:
                 w.abandon()  # uncommitted files go with the staging folder
 
-    def _sweep(self) -> None:
-        kept = self._kept()
+    def _sweep(self, m: Manifest) -> None:
+        kept = m.kept()
         if self.remote:
             remote.sweep(self.fs, self._base, kept)
         else:
             _sweep_staging(self.root, {str(self.root / rel) for rel in kept})
 
-    def _kept(self) -> set[str]:
-        """Files (`dataset/rel`) a sweep must leave: committed, or retired and in their grace."""
-        m = self.manifest()
-        return {f"{k}/{r}" for k, v in m.datasets.items() for r in v} | set(m.retired)
-
-    def _delete_expired(self) -> set[str]:
+    def _delete_expired(self, m: Manifest) -> set[str]:
         """Delete the retired files past their grace; the next commit forgets them."""
-        expired = self.manifest().expired(datetime.now(UTC))
+        expired = m.expired(datetime.now(UTC))
         for rel in sorted(expired):
             self._delete(rel)
         return expired
@@ -327,7 +331,7 @@ class Writer:
 
     def abandon(self) -> None:
         """Delete what was placed but not committed, and the staging folder."""
-        kept = self.store._kept()
+        kept = self.base.kept()  # the current manifest: we hold the lock, and commit updates it
         if self.store.remote:
             for rel in self._intents:
                 if rel not in kept:
