@@ -15,6 +15,8 @@ from functools import wraps
 import click
 
 LOCK_TIMEOUT_HELP = "Seconds to wait for a running writer to finish."
+lock_timeout_option = click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0,
+                                   show_default=True, help=LOCK_TIMEOUT_HELP)
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -65,8 +67,7 @@ def describe(store) -> str:
 
 
 @click.command("verify")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help=LOCK_TIMEOUT_HELP)
+@lock_timeout_option
 @click.pass_context
 @_friendly
 def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
@@ -87,8 +88,7 @@ def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
 
 
 @click.command("compact")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help=LOCK_TIMEOUT_HELP)
+@lock_timeout_option
 @click.pass_context
 @_friendly
 def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
@@ -105,8 +105,7 @@ def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
 
 
 @click.command("rollup")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help=LOCK_TIMEOUT_HELP)
+@lock_timeout_option
 @click.pass_context
 @_friendly
 def rollup_cmd(ctx: click.Context, lock_timeout: float) -> None:
