@@ -184,10 +184,11 @@ def test_lock_of_a_sigkilled_writer_is_recovered(fleet: crash.Fleet, tmp_path: P
 
 S3_HOLDER = r"""
 import sys, time
-import pipeline.store.remote as remote
-remote.LEASE_SECONDS = float(sys.argv[2])  # a short lease, so the test need not wait an hour
 from pipeline.store import Store
-with Store(sys.argv[1]).writer() as w:
+from pipeline.store.lease import LeasePolicy
+# a short lease, so the test need not wait an hour; not renewed: it stands for a writer that died
+policy = LeasePolicy(seconds=float(sys.argv[2]), renewer=False)
+with Store(sys.argv[1], lease_policy=policy).writer() as w:
     out = w.scratch("out") / "cloud=aws" / "event_date=2026-05-04"
     out.mkdir(parents=True)
     (out / "part-ghost-0.parquet").write_bytes(b"not committed")
@@ -198,22 +199,17 @@ with Store(sys.argv[1]).writer() as w:
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
-        monkeypatch.setenv(k, v)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.mkdir("lease")
-    try:
-        yield fs
-    finally:
+def s3():
+    from tests.s3server import moto_s3
+
+    with moto_s3():
         s3fs.S3FileSystem.clear_instance_cache()
-        server.stop()
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir("lease")
+        try:
+            yield fs
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_expired_lease_of_a_sigkilled_writer_is_taken_over(s3, tmp_path: Path) -> None:
