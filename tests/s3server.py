@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import urllib.request
 from collections.abc import Iterator
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -50,18 +51,25 @@ class AtomicMotoServer(ThreadedMotoServer):
 
 @contextlib.contextmanager
 def moto_s3() -> Iterator[str]:
-    """Run the server on 127.0.0.1 (a free port) with the AWS environment pointing at it
-    (restored afterwards); yields the endpoint URL."""
+    """Run the server on 127.0.0.1 (a free port), empty, with the AWS environment pointing at
+    it (restored afterwards); yields the endpoint URL."""
     server = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     saved = {k: os.environ.get(k) for k in ENV}
     endpoint = f"http://{host}:{port}"
+    # moto keeps its buckets in the process, across servers: start empty
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"),
+                           timeout=30).close()
     os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                       AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # cached filesystems know an earlier server
     try:
         yield endpoint
     finally:
+        s3fs.S3FileSystem.clear_instance_cache()
         server.stop()
         for k, v in saved.items():
             if v is None:

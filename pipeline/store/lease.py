@@ -81,29 +81,48 @@ class Lease:
     def try_take(self) -> dict | None:
         """One attempt: None when this writer now holds the lease, else the holder's lease as
         read (`GONE` when the lock vanished meanwhile: try again at once)."""
+        seen = self.observe()  # a read first: waiters poll with GETs, not with writes
+        if seen is None:
+            return None if self.create() else GONE
+        current, etag = seen
+        if current.get("token") == self.token:  # our own create, retried after a lost reply
+            self._taken(etag, self.policy.clock())
+            return None
+        if float(current.get("expires", 0) or 0) >= self.policy.clock():
+            return current
+        return None if self.take_over(etag) else current
+
+    def create(self) -> bool:
+        """Take the lease if nobody holds one (`If-None-Match: *`)."""
+        now = self._now()
+        try:
+            self._taken(self.objects.put(self.path, self._doc(now), None), now)
+            return True
+        except Conflict:
+            return False
+
+    def observe(self) -> tuple[dict, str] | None:
+        """The lease as it is now, and its ETag (None: there is none)."""
+        got = self.objects.get(self.path)
+        return None if got is None else (_parse(got[0]), got[1])
+
+    def take_over(self, etag: str) -> bool:
+        """Replace the (expired) lease whose ETag is `etag` by ours (`If-Match`): False if it
+        changed meanwhile (renewed, or taken over by another waiter)."""
+        now = self._now()
+        try:
+            self._taken(self.objects.put(self.path, self._doc(now), etag), now)
+            return True
+        except Conflict:
+            return False
+
+    def _now(self) -> float:
         now = self.policy.clock()
         self._since = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            return self._taken(self.objects.put(self.path, self._doc(now), None), now)
-        except Conflict:
-            pass
-        got = self.objects.get(self.path)
-        if got is None:
-            return GONE
-        body, etag = got
-        current = _parse(body)
-        if current.get("token") == self.token:  # our own create, retried after a lost reply
-            return self._taken(etag, now)
-        if float(current.get("expires", 0) or 0) >= now:
-            return current
-        try:  # expired: take it over, unless another waiter changed it first
-            return self._taken(self.objects.put(self.path, self._doc(now), etag), now)
-        except Conflict:
-            return current
+        return now
 
     def _taken(self, etag: str, now: float) -> None:
         self.etag, self.expires, self.renewed_at = etag, now + self.policy.seconds, now
-        return None
 
     def acquire(self, timeout: float) -> None:
         """Take the lease, waiting up to `timeout` seconds (real time) while a live holder has

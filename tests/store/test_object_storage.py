@@ -20,22 +20,6 @@ s3fs = pytest.importorskip("s3fs")
 H = timedelta(hours=1)
 
 
-@pytest.fixture(scope="module")
-def s3():
-    """A moto S3 server on 127.0.0.1 (atomic writes, as S3's) and the AWS env pointing at it."""
-    from tests.s3server import moto_s3
-
-    with moto_s3():
-        yield s3fs.S3FileSystem(skip_instance_cache=True)
-
-
-@pytest.fixture
-def bucket(s3, request):
-    name = "b-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
-    s3.mkdir(name)
-    return name
-
-
 EVENTS = [make_run("i-1", "TDS00W", T0, exit_code=150, stderr="did not become ready"),
           make_run("i-2", at=T0 - H), make_azure_run("ABC", "TAZ00W", T0, api_error="denied")]
 
