@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 
 from pipeline.ingest.write import sql_str
-from pipeline.store import Store, StoreError
-from pipeline.store.layout import DATASETS, INGEST_LOG, SNAPSHOT_LOG, Dataset
+from pipeline.store import Store, StoreError, uidindex
+from pipeline.store.layout import DATASETS, INDEXED, INGEST_LOG, SNAPSHOT_LOG, Dataset
 
 EVENT_DATASETS = ("runs", "joins")
 
@@ -63,7 +63,9 @@ def count_rows(con, files: list[str]) -> int:
 
 def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
     """Rewrite every partition holding more than one file into one file, in one transaction.
-    Rows are kept exactly (checked by count before commit). Returns counts of the work done."""
+    Rows are kept exactly (checked by count before commit). The uid index files of a dataset
+    are merged into one as well (dropping entries of partitions retention removed). Returns
+    counts of the work done."""
     store.require()
     summary = {"partitions": 0, "files_before": 0, "files_after": 0, "rows": 0}
     with store.writer(timeout=lock_timeout) as w:
@@ -93,6 +95,8 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
                     summary["files_after"] += 1
                     summary["rows"] += after
                 w.add_tree(name, out_root)
+            for name in INDEXED:
+                uidindex.compact(w, name)
             w.commit()
         finally:
             con.close()

@@ -11,6 +11,10 @@ from datetime import date
 
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
 SCHEMA_VERSION = 2
+# What each older layout had in place of a current column: {version: {dataset: {current column:
+# (older column, type)}}}. Such files still read (views use union_by_name); `maintenance.migrate`
+# rewrites them in the current layout.
+OLDER_COLUMNS = {1: {"runs": {"extra": ("raw", "VARCHAR")}, "joins": {"extra": ("raw", "VARCHAR")}}}
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,14 @@ class Dataset:
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
+
+    def columns_at(self, version: int) -> tuple[tuple[str, str], ...]:
+        """The file columns this dataset had in schema `version` (the current ones by default)."""
+        cols = self.columns
+        for v in range(SCHEMA_VERSION - 1, version - 1, -1):
+            older = OLDER_COLUMNS.get(v, {}).get(self.name, {})
+            cols = tuple(older.get(c, (c, t)) for c, t in cols)
+        return cols
 
     def empty_select(self) -> str:
         """SQL selecting zero rows with exactly this dataset's file columns and types."""
@@ -202,6 +214,11 @@ ROLLUP_TRENDS = Dataset(  # failure_trends rows of each day, bucket 'day', every
     ),
     (("event_date", "DATE"),),
 )
+
+# The uid index (pipeline/store/uidindex.py): files under `uid_index/<dataset>/`, listed in the
+# manifest as dataset `uid_index`; not Parquet, not a view. INDEXED: the datasets it covers.
+UID_INDEX = "uid_index"
+INDEXED = ("runs", "joins")
 
 DATASETS: dict[str, Dataset] = {
     d.name: d

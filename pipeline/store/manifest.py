@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline.store import lease, remote
 from pipeline.store.errors import LeaseLost, StoreError, StoreLocked
-from pipeline.store.layout import DATASETS, SCHEMA_VERSION
+from pipeline.store.layout import DATASETS, INDEXED, SCHEMA_VERSION, UID_INDEX
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
@@ -357,6 +357,13 @@ class Writer:
         """Drop committed files from the dataset at commit (deleted after RETIRE_GRACE)."""
         self._removed.setdefault(dataset, set()).update(rels)
 
+    def discard(self, dataset: str, rels: list[str]) -> None:
+        """Take back files this writer placed (not committed): forgotten and deleted now."""
+        gone = set(rels)
+        self._added[dataset] = [r for r in self._added.get(dataset, []) if r not in gone]
+        for rel in rels:
+            self.store._delete(f"{dataset}/{rel}")
+
     @property
     def changed(self) -> bool:
         return any(self._added.values()) or any(self._removed.values())
@@ -367,6 +374,7 @@ class Writer:
                 self.base.schema_version, self.base.uid_index):
             return self.base
         self._guard.renew()  # proves the lock is still ours (object storage: LeaseLost if not)
+        self._check_indexed()
         if self.store.remote:  # the PUT below is conditional on the manifest we started from
             current = self.base
         else:
@@ -390,6 +398,19 @@ class Writer:
         self.base = new
         self._added, self._removed = {}, {}
         return new
+
+    def _check_indexed(self) -> None:
+        """While the uid index lists every stored event, events are only added with their
+        entries (pipeline.store.uidindex), or in a partition this commit rewrites."""
+        if not self.uid_index:
+            return
+        indexed = {r.split("/", 1)[0] for r in self._added.get(UID_INDEX, [])}
+        for name in INDEXED:
+            rewritten = {r.rsplit("/", 1)[0] for r in self._removed.get(name, ())}
+            new = [r for r in self._added.get(name, []) if r.rsplit("/", 1)[0] not in rewritten]
+            if new and name not in indexed:
+                raise StoreError(f"internal error: {name} files added without uid index "
+                                 "entries; nothing was committed")
 
     def _clear_intents(self) -> None:
         self._intents = []
