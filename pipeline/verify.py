@@ -272,6 +272,6 @@ def _check_uid_index(con, store: Store, manifest, present: dict[str, list[str]],
             con.unregister("uid_index_entries")
             if n:
                 problems.append(f"uid index of {name} lacks {n} stored uids (e.g. in {example}); "
-                                "duplicates of them would not be found (rebuild: "
+                                "copies of them would be stored again (rebuild it: "
                                 "`discovery-history compact --rebuild-index`)")
     return problems

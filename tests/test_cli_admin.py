@@ -221,6 +221,36 @@ def test_compact_merges_partitions_keeps_rows_and_verifies(lake: Path) -> None:
     assert again.stdout == "nothing to compact: every partition holds one file\n"
 
 
+def test_compact_migrates_an_old_layout_first_and_says_so(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parent / "fixtures" / "store-v1"
+    lake = shutil.copytree(fixture, tmp_path / "lake")
+    p = cli("--store", str(lake), "compact")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert p.stdout.splitlines()[0] == ("migrated 3 files of an older layout to the current one "
+                                        "(logged in ingest_log as kind migrate)")
+    assert manifest(lake)["schema_version"] == 2
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+
+
+def test_compact_rebuilds_a_uid_index_verify_finds_short(lake: Path) -> None:
+    from pipeline.store import uidindex
+
+    store = Store(lake)
+    with store.writer() as w:  # damage: the index loses its files, the manifest still vouches
+        w.remove("uid_index", w.base.datasets["uid_index"])
+        w.commit()
+    damaged = cli("--store", str(lake), "verify")
+    assert damaged.returncode == 1 and "uid index of runs lacks" in damaged.stdout
+    p = cli("--store", str(lake), "compact", "--rebuild-index")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    with connect(store) as con:
+        stored = con.execute("SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM joins)"
+                             ).fetchall()[0][0]
+    assert f"rebuilt the uid index: {stored} uids\n" in p.stdout
+    assert len(uidindex.files_of(store.manifest(), "runs")) == 1
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+
+
 def test_rollup_builds_then_has_nothing_to_do(lake: Path) -> None:
     days = {r.split("event_date=")[1][:10] for r in manifest(lake)["datasets"]["runs"]}
     p = cli("--store", str(lake), "rollup")

@@ -102,18 +102,25 @@ def run_stage(con, batch: pa.Table, sink) -> None:
         con.unregister("batch_lines")
 
 
-def extra_sql(kind: str, line: str, parsed: str) -> str:
+def model_fields(kind: str) -> list[str]:
+    """The fields the models of a `kind` (run | join) event define, sorted."""
+    return sorted({f for ev, m in models.MODELS.items()
+                   if (ev == INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+
+
+def extra_sql(kind: str, line: str, parsed: str | None = None) -> str:
     """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line` and `from_json`
-    struct is `parsed`: its keys the models of that kind do not define, as a JSON object; NULL
-    when there are none (almost always)."""
-    fields = sorted({f for ev, m in models.MODELS.items()
-                     if (ev == INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
-    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
-    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
-    known = " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields)
+    struct is `parsed` (if at hand: a shortcut): its keys the models of that kind do not define,
+    as a JSON object; NULL when there are none (almost always)."""
+    fields = model_fields(kind)
     unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
     value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
-    return (f"CASE WHEN len(json_keys({line})) > {known} AND len({unknown}) > 0 "
+    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
+    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
+    known = (f"len(json_keys({line})) > "
+             + " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields) + " AND "
+             if parsed else "")
+    return (f"CASE WHEN {known}len({unknown}) > 0 "
             f"THEN CAST(to_json(map_from_entries(list_transform("
             f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
 

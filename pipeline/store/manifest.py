@@ -268,22 +268,33 @@ class Store:
                              "nothing was committed (run the write again)") from None
 
     def _ensure_schema_files(self) -> None:
+        missing = []
+        for name, ds in DATASETS.items():
+            rel = f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}"
+            present = self.fs.exists(f"{self._base}/{rel}") if self.remote else (self.root / rel).exists()
+            if not present:
+                missing.append(name)
+        self.rewrite_schema_files(missing)
+
+    def rewrite_schema_files(self, names: list[str]) -> None:
+        """(Re)write the zero-row schema anchors of datasets `names` in the current layout (each
+        replaced in one step: a rename, or one PUT). For writers holding the lock."""
         import tempfile
 
         import duckdb
 
-        con = None
-        for name, ds in DATASETS.items():
-            rel = f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}"
-            present = self.fs.exists(f"{self._base}/{rel}") if self.remote else (self.root / rel).exists()
-            if present:
-                continue
-            con = con or duckdb.connect()
-            with tempfile.TemporaryDirectory() as tmp:
-                local = Path(tmp) / "schema.parquet"
-                con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(local)}' (FORMAT parquet)")
-                self._put(local, rel)
-        if con is not None:
+        if not names:
+            return
+        con = duckdb.connect()
+        try:
+            for name in names:
+                ds = DATASETS[name]
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = Path(tmp) / "schema.parquet"
+                    con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(local)}' "
+                                "(FORMAT parquet)")
+                    self._put(local, f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}")
+        finally:
             con.close()
 
 
