@@ -89,3 +89,30 @@ def test_lock_object_blocks_a_second_writer_and_expires(s3, bucket):
 def test_url_detection():
     assert remote_store.is_url("s3://b/p") and remote_store.is_url("memory://x")
     assert not remote_store.is_url("file:///tmp/x") and not remote_store.is_url("/tmp/x")
+
+
+def test_the_uid_index_on_object_storage(s3, bucket, tmp_path):
+    """The same uid on another day is found on S3 too; the index files are fetched once into
+    a private local cache (they are never rewritten), which forgets files no longer listed."""
+    from pipeline.maintenance import compact
+    from pipeline.store import uidindex
+    from pipeline.verify import verify
+
+    store = Store(f"s3://{bucket}/lake")
+    ingest_events(store, [str(write_lines(tmp_path / "a.log", [make_run("i-1", uid="u-x"),
+                                                                make_run("i-2")]))])
+    later = make_run("i-1", "TDS00W", T0 + 72 * H, exit_code=1, uid="u-x")
+    looked_up = uidindex.files_of(store.manifest(), "runs") + uidindex.files_of(
+        store.manifest(), "joins")
+    s = ingest_events(store, [str(write_lines(tmp_path / "b.log", [later, make_run("i-3")]))])
+    assert (s.stored, s.quarantined) == (1, 1)
+    cache = uidindex.cache_dir(store)
+    assert [p.name for p in cache.iterdir()] == [r.replace("/", "__") for r in looked_up]
+    assert cache.parent.parent.stat().st_mode & 0o077 == 0
+    assert verify(store) == []
+    compact(store)
+    assert len(uidindex.files_of(store.manifest(), "runs")) == 1 and verify(store) == []
+    again = ingest_events(store, [str(write_lines(tmp_path / "c.log", [later]))])
+    assert (again.stored, again.quarantined) == (0, 1)
+    assert [p.name for p in cache.iterdir()] == [
+        r.replace("/", "__") for r in uidindex.files_of(store.manifest(), "runs")]
