@@ -31,6 +31,7 @@ class Ctx:
     work: Path
     runs: int
     shared: dict = field(default_factory=dict)
+    history: str = "ingested"  # incremental: "generated" builds the history with generate --store
 
     @property
     def inputs(self) -> Path:
@@ -298,3 +299,71 @@ def ensure_small_store(ctx: Ctx) -> tuple[Path, tuple[datetime, datetime]]:
             ingest_snapshot(Store(store), kind, str(fleet.root / name), end)
         _mark(store, {"ingest": summary.to_dict() | {"sources": len(summary.sources)}})
     return store, (end - timedelta(days=1), end)
+
+
+@dataclass
+class Increment:
+    """A history store (a template: runs copy it, never write it) and the hour after it, with
+    the lines of that hour's day before it (`head_files`, already in the history store)."""
+
+    kind: str  # "ingested" (the history fleet through our ingest) | "generated" (generate --store)
+    store: Path
+    head_files: list[str]
+    hour_files: list[str]
+    events: int  # events the history store holds
+    doc: dict
+
+
+def increment_of(h: History) -> Increment:
+    """The standard history (its fleet ingested month by month) as an Increment."""
+    heads = [f for f in h.history_files if "/split/head/" in f]
+    return Increment("ingested", h.store, heads, h.hour_files, h.doc["ingest"]["stored"], h.doc)
+
+
+def ensure_generated_history(ctx: Ctx) -> Increment:
+    """A history store written by the generator (`generate_fleet_store`: typed rows, no JSON,
+    so the 50M-event year fits on a small disk; its uid index built as it writes), then the day
+    after it: a fleet of the same size generated as JSON for that day, its first 23 hours
+    ingested into the history by our ingest (so the hour's partition holds the day so far), the
+    last hour the increment."""
+    from pipeline.gen.tostore import generate_fleet_store
+    from pipeline.generate import generate_fleet
+    from pipeline.ingest.events import ingest_events
+    from pipeline.store import Store
+
+    s = ctx.scale
+    aws, azure = fleet_size(s.history_events, s.history_days)
+    base = ctx.inputs / f"genstore-{human(s.history_events)}-{s.history_days}d-s{SEED}"
+    store = base / f"store-v{schema_version()}"
+    end = end_instant()
+    doc = _done(store)
+    if doc is None:
+        log(f"generating the history store: {aws} + {azure} instances over {s.history_days} days"
+            f" -> {store}")
+        shutil.rmtree(store, ignore_errors=True)
+        secs, summary = timed(lambda: generate_fleet_store(
+            store, seed=SEED, days=s.history_days, end=end, aws_instances=aws, azure_vms=azure))
+        doc = {"generate": summary.model_dump(mode="json"), "seconds": secs}
+        log(f"  {summary} in {secs:.1f}s")
+    day = base / "next-day"
+    if _done(day) is None:
+        shutil.rmtree(day, ignore_errors=True)
+        secs, summary = timed(lambda: generate_fleet(
+            day / "fleet", seed=SEED + 1, days=1, end=end + timedelta(days=1), aws_instances=aws,
+            azure_vms=azure))
+        cut = (end + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%S")
+        counts = [_split_at(Path(f), cut, day / "head" / Path(f).parent.name / Path(f).name,
+                            day / "hour" / Path(f).parent.name / Path(f).name)
+                  for f in log_files(day / "fleet" / "auth")]
+        _mark(day, {"lines": summary.lines_written, "seconds": secs,
+                    "head_lines": sum(c[0] for c in counts),
+                    "hour_lines": sum(c[1] for c in counts)})
+    heads = sorted(str(p) for p in (day / "head").rglob("*.log"))
+    hours = sorted(str(p) for p in (day / "hour").rglob("*.log"))
+    if "head" not in doc:
+        secs, head = timed(lambda: ingest_events(Store(store), heads))
+        doc = doc | {"head": head.to_dict() | {"sources": len(head.sources), "seconds": secs}}
+        log(f"  the next day's first 23 h: {head.conservation_line()} in {secs:.1f}s")
+        _mark(store, doc)
+    events = doc["generate"]["run_events"] + doc["generate"]["joins"] + doc["head"]["stored"]
+    return Increment("generated", store, heads, hours, events, doc | {"day": _done(day)})
