@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from pipeline import models
 from pipeline.models import AZURE_RUN, INSTANCE_JOIN, SSM_RUN
+from pipeline.store.layout import extra_sql
 
 # Teleport's own form, checked cheaply then cast: 2026-05-04T10:00:00.123456789Z
 _FAST_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z"
@@ -22,7 +23,7 @@ _FAST_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5]
 _TIME_RE = r"^(\d{4}-\d\d-\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$"
 
 
-def _field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
+def field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
     """name -> (kind, required) with kind in text | int | object, read from the model."""
     out: dict[str, tuple[str, bool]] = {}
     for name, info in model.model_fields.items():
@@ -42,7 +43,7 @@ def _checks() -> list[tuple[str, str]]:
     event types that share it (fewer branches: this CASE runs for every line)."""
     rules: dict[tuple[str, str], list[str]] = {}
     for event, model in models.MODELS.items():
-        for name, (kind, required) in _field_kinds(model).items():
+        for name, (kind, required) in field_kinds(model).items():
             if name == "event":
                 continue
             f = f"j.{name}"
@@ -102,29 +103,6 @@ def run_stage(con, batch: pa.Table, sink) -> None:
         con.unregister("batch_lines")
 
 
-def model_fields(kind: str) -> list[str]:
-    """The fields the models of a `kind` (run | join) event define, sorted."""
-    return sorted({f for ev, m in models.MODELS.items()
-                   if (ev == INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
-
-
-def extra_sql(kind: str, line: str, parsed: str | None = None) -> str:
-    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line` and `from_json`
-    struct is `parsed` (if at hand: a shortcut): its keys the models of that kind do not define,
-    as a JSON object; NULL when there are none (almost always)."""
-    fields = model_fields(kind)
-    unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
-    value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
-    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
-    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
-    known = (f"len(json_keys({line})) > "
-             + " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields) + " AND "
-             if parsed else "")
-    return (f"CASE WHEN {known}len({unknown}) > 0 "
-            f"THEN CAST(to_json(map_from_entries(list_transform("
-            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
-
-
 def _utf8_or_none(b: bytes | None) -> str | None:
     try:
         return None if b is None else b.decode("utf-8")
@@ -146,8 +124,8 @@ def stage_sql(safe: bool = False, source: str = "batch_lines", raw_bytes: str = 
     accepted line with `keep_raw`, else only where the uid is missing (it is derived from it).
     One JSON parse per line (from_json into a struct) plus one for `extra`; text fields read as
     VARCHAR (any JSON value becomes its text), integers and objects checked as the models do."""
-    fields = {**_field_kinds(models.SSMRun), **_field_kinds(models.AzureRun)}
-    fields.update(_field_kinds(models.InstanceJoin))
+    fields = {**field_kinds(models.SSMRun), **field_kinds(models.AzureRun)}
+    fields.update(field_kinds(models.InstanceJoin))
     struct = "{" + ", ".join(
         f'"{n}": "{"JSON" if k == "object" else "VARCHAR"}"' for n, (k, _) in fields.items()
     ) + "}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from pipeline import models
+
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
 SCHEMA_VERSION = 2
 # What each older layout had in place of a current column: {version: {dataset: {current column:
@@ -72,6 +74,30 @@ ENVELOPE = (
 # `extra`: a JSON object of the event's keys that the typed columns do not hold (NULL when
 # none), so typed columns + extra give back every field Teleport wrote.
 PROVENANCE = (("extra", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
+
+
+def model_fields(kind: str) -> list[str]:
+    """The fields the models of a `kind` (run | join) event define, sorted."""
+    return sorted({f for ev, m in models.MODELS.items()
+                   if (ev == models.INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+
+
+def extra_sql(kind: str, line: str, parsed: str | None = None) -> str:
+    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line` and `from_json`
+    struct is `parsed` (if at hand: a shortcut): its keys the models of that kind do not define,
+    as a JSON object; NULL when there are none (almost always)."""
+    fields = model_fields(kind)
+    unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
+    value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
+    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
+    known = (f"len(json_keys({line})) > "
+             + " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields) + " AND "
+             if parsed else "")
+    return (f"CASE WHEN {known}len({unknown}) > 0 "
+            f"THEN CAST(to_json(map_from_entries(list_transform("
+            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
+
 
 RUNS = Dataset(
     "runs",
@@ -192,7 +218,7 @@ INGEST_LOG = Dataset(
     ),
 )
 
-# Rollups (pipeline/rollup.py): derived from `runs`, rebuilt by `discovery-history rollup`. Each
+# Rollups (pipeline/query/rollups.py): derived from `runs`, rebuilt by `discovery-history rollup`. Each
 # file's name ends in the fingerprint of the runs files (and SQL) it was computed from; a reader
 # uses only those whose fingerprint still matches, so a stale rollup is never read.
 ROLLUP_LATEST = Dataset(  # the newest run per instance of each month: runs' rows, keys included
@@ -235,3 +261,20 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 ROLLUPS = (ROLLUP_LATEST.name, ROLLUP_TRENDS.name)
+
+
+# How the ingest derives stored columns from an event's typed fields; `verify` checks partition
+# folders against the same expressions.
+DERIVED = {
+    "cloud": "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END",
+    "instance_key": "CASE event WHEN 'ssm.run' THEN instance_id ELSE lower(vm_id) END",
+    "account_id": "CASE event WHEN 'ssm.run' THEN account_id ELSE subscription_id END",
+    "is_failure": "right(code, 1) IN ('W', 'E')",
+    "event_date": "CAST(time AS DATE)",
+}
+
+
+def derived(column: str) -> str:
+    """The SQL expression of a stored column over an event's typed fields (as an ingest stages
+    them; most are stored as read)."""
+    return DERIVED.get(column, column)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.query import connect
+from pipeline.query.views import connect
 from pipeline.store import LeaseLost, Store, StoreError, StoreLocked
 from pipeline.store.lease import Lease, LeasePolicy
 from pipeline.store.manifest import LOCK, STAGING
-from pipeline.verify import verify
+from pipeline.store.verify import verify
 from tests.conftest import T0, make_run, write_lines
 
 LEASE = 100.0

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.query import connect, nodes_report
+from pipeline.query.views import connect
+from pipeline.report.nodes import nodes_report
 from pipeline.store import Store, StoreLocked
 from pipeline.store import remote as remote_store
 from tests.conftest import T0, make_aws_node, make_azure_run, make_run, write_json, write_lines
@@ -94,9 +95,9 @@ def test_url_detection():
 def test_the_uid_index_on_object_storage(s3, bucket, tmp_path):
     """The same uid on another day is found on S3 too; the index files are fetched once into
     a private local cache (they are never rewritten), which forgets files no longer listed."""
-    from pipeline.maintenance import compact
     from pipeline.store import uidindex
-    from pipeline.verify import verify
+    from pipeline.store.maintenance import compact
+    from pipeline.store.verify import verify
 
     store = Store(f"s3://{bucket}/lake")
     ingest_events(store, [str(write_lines(tmp_path / "a.log", [make_run("i-1", uid="u-x"),

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.maintenance import apply_retention, compact
 from pipeline.store import Store, uidindex
-from pipeline.verify import verify
+from pipeline.store.maintenance import apply_retention, compact
+from pipeline.store.verify import verify
 from tests.conftest import T0, make_azure_run, make_run, query, write_lines
 
 DAY = timedelta(days=1)
