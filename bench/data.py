@@ -326,7 +326,7 @@ def ensure_generated_history(ctx: Ctx) -> Increment:
     after it: a fleet of the same size generated as JSON for that day, its first 23 hours
     ingested into the history by our ingest (so the hour's partition holds the day so far), the
     last hour the increment."""
-    from pipeline.generate import generate_fleet
+    from pipeline.gen.generate import generate_fleet
 
     from pipeline.gen.tostore import generate_fleet_store
     from pipeline.ingest.events import ingest_events
