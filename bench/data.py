@@ -327,7 +327,6 @@ def ensure_generated_history(ctx: Ctx) -> Increment:
     ingested into the history by our ingest (so the hour's partition holds the day so far), the
     last hour the increment."""
     from pipeline.gen.generate import generate_fleet
-
     from pipeline.gen.tostore import generate_fleet_store
     from pipeline.ingest.events import ingest_events
     from pipeline.store import Store

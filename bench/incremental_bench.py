@@ -55,7 +55,7 @@ def _index_facts(ctx: Ctx, inc: Increment) -> dict:
     whole merge of it (each on a copy, timed once)."""
     import duckdb
 
-    from pipeline.store import Store, uidindex
+    from pipeline.store import Store, uidbuild, uidindex
     from pipeline.store.layout import DATASETS, INDEXED, UID_INDEX
 
     store = Store(inc.store)
@@ -78,7 +78,7 @@ def _index_facts(ctx: Ctx, inc: Increment) -> dict:
 
             def work(w=w, con=con, what=what) -> None:
                 if what == "rebuild":
-                    uidindex.build(con, w)
+                    uidbuild.build(con, w)
                 else:
                     for d in INDEXED:
                         uidindex.merge(w, d, uidindex.files_of(w.base, d),

@@ -22,7 +22,7 @@ from pipeline import models
 from pipeline.ingest import staging
 from pipeline.ingest.dedup import judge
 from pipeline.sources.base import Source, resolve
-from pipeline.store import Store, uidindex
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS, derived
 from pipeline.store.manifest import Writer
 from pipeline.store.write import copy_partition, sql_str, write_dataset, write_table
@@ -79,7 +79,7 @@ def ingest_events(
         con = scratch_connection(w)
         store.register(con)
         try:
-            uidindex.ensure(con, w)  # a store written before the index: built once, here
+            uidbuild.ensure(con, w)  # a store written before the index: built once, here
             staged = staging.stage_all(con, w, files, progress)
             summary.read = staged.read
             staging.define_staged(con, staged, window)

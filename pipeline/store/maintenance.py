@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from pipeline.store import Store, StoreError, uidindex
+from pipeline.store import Store, StoreError, uidbuild, uidindex
 from pipeline.store.layout import (
     DATASETS,
     INDEXED,
@@ -109,7 +109,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = F
                 w.add_tree(name, out_root)
             if rebuild_index:
                 con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
-                summary["indexed"] = uidindex.build(con, w)
+                summary["indexed"] = uidbuild.build(con, w)
             for name in INDEXED:
                 uidindex.compact(w, name)
             w.commit()

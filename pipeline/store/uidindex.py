@@ -18,7 +18,7 @@ against the rows of the partitions they name (pipeline.ingest.dedup). So a hash 
 one extra read, never a wrong verdict, and entries of partitions retention dropped do no harm
 (a merge drops them). `Manifest.uid_index` holds FORMAT while the index lists every stored
 event; a commit by a version that does not know the index drops it, and the next ingest
-rebuilds the index from the data (`ensure`).
+rebuilds the index from the data (`pipeline.store.uidbuild.ensure`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,6 @@ RATIO = 4
 SLICE_ROWS = 4_000_000  # rows per record batch written by a merge (bounds its memory)
 _NAME = re.compile(r"part-(?P<id>.+)-(?P<n>\d+)-r(?P<rows>\d+)\.arrow$")
 _seq = itertools.count()
-
-Say = Callable[[str], None]
-
 
 def hash_sql(column: str = "uid") -> str:
     """SQL of the UINT64 hash the index keeps for a uid."""
@@ -194,7 +191,7 @@ def prune_cache(local: Path, rels: list[str]) -> None:
 # ---- writing -------------------------------------------------------------------------------
 
 
-def _write(path: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], parts: list[str]) -> int:
+def write_file(path: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], parts: list[str]) -> int:
     """Write sorted (hashes, codes) batches as one index file; returns its rows."""
     code = pa.uint16() if len(parts) <= 0xFFFF else pa.uint32()
     schema = pa.schema([("uid_hash", pa.uint64()), ("part", code)],
@@ -209,7 +206,7 @@ def _write(path: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], parts: 
     return rows
 
 
-def _place(w: Writer, dataset: str, path: Path, rows: int) -> str:
+def place(w: Writer, dataset: str, path: Path, rows: int) -> str:
     rel = f"{dataset}/part-{w.ingest_id}-{next(_seq)}-r{rows}.arrow"
     w.add_files(UID_INDEX, {rel: path})
     return rel
@@ -225,9 +222,9 @@ def add(w: Writer, dataset: str, entries: pa.Table, live: set[str] | None = None
     parts = part.dictionary.to_pylist()
     codes = part.indices.to_numpy(zero_copy_only=False)[order]
     path = w.scratch(f"uid-index-{next(_seq)}.arrow")
-    rows = _write(path, [(h[order], codes)], parts)
-    _place(w, dataset, path, rows)
-    _merge_tiers(w, dataset, live if live is not None else live_parts(w, dataset))
+    rows = write_file(path, [(h[order], codes)], parts)
+    place(w, dataset, path, rows)
+    merge_tiers(w, dataset, live if live is not None else live_parts(w, dataset))
 
 
 def live_parts(w: Writer, dataset: str) -> set[str]:
@@ -257,7 +254,7 @@ def tiers_to_merge(rows: list[int]) -> int:
     return len(rows) - first if first < len(rows) - 1 else 0
 
 
-def _merge_tiers(w: Writer, dataset: str, live: set[str]) -> None:
+def merge_tiers(w: Writer, dataset: str, live: set[str]) -> None:
     rels = current_files(w, dataset)
     n = tiers_to_merge([rows_of(r) for r in rels])
     if n:
@@ -273,12 +270,12 @@ def merge(w: Writer, dataset: str, rels: list[str], live: set[str]) -> None:
     where = {p: i for i, p in enumerate(parts)}
     remap = [np.array([where.get(p, -1) for p in f.parts], np.int64) for f in files]
     path = w.scratch(f"uid-index-{next(_seq)}.arrow")
-    rows = _write(path, _merged(files, remap, sum(len(f) for f in files)), parts)
+    rows = write_file(path, _merged(files, remap, sum(len(f) for f in files)), parts)
     added = set(w.added(UID_INDEX))
     w.remove(UID_INDEX, [r for r in rels if r not in added])
     w.discard(UID_INDEX, [r for r in rels if r in added])
     if rows:
-        _place(w, dataset, path, rows)
+        place(w, dataset, path, rows)
 
 
 def compact(w: Writer, dataset: str) -> None:
@@ -320,104 +317,3 @@ def _merged(files: list[IndexFile], remap: list[np.ndarray], total: int
             c = np.concatenate(cs)
             order = np.argsort(h, kind="stable")
             yield h[order], c[order]
-
-
-# ---- building from the data ----------------------------------------------------------------
-
-
-def ensure(con, w: Writer, say: Say | None = None) -> None:
-    """Make the index list every stored event (build it from the data when the manifest does
-    not vouch for it: a store written before the index, or by a version without it)."""
-    if w.uid_index == FORMAT:
-        return
-    build(con, w, say)
-
-
-def build(con, w: Writer, say: Say | None = None) -> int:
-    """Rebuild the index of every indexed dataset from its stored files (replacing any index
-    files); returns the entries written. Marks the index complete for `w`'s commit."""
-    total = 0
-    for dataset in INDEXED:
-        old = files_of(w.base, dataset)
-        if old:
-            w.remove(UID_INDEX, old)
-        rels = w.base.datasets.get(dataset, [])
-        if rels and say:
-            say(f"building the uid index of {dataset} from {len(rels)} files (once)")
-        total += _index_files(con, w, dataset, rels)
-    w.uid_index = FORMAT
-    return total
-
-
-def index_added(con, w: Writer, dataset: str) -> int:
-    """Index the rows of every data file `w` placed into `dataset` (for writers that store
-    events without an ingest's dedup, e.g. `generate --store` into a new store)."""
-    rows = _index_files(con, w, dataset, w.added(dataset))
-    if rows:
-        _merge_tiers(w, dataset, live_parts(w, dataset))
-    return rows
-
-
-def _index_files(con, w: Writer, dataset: str, rels: list[str]) -> int:
-    """Add one index file of every row of the data files `rels` (in the store), sorted by
-    DuckDB in one pass (spilling to its temp folder), written a slice at a time."""
-    if not rels:
-        return 0
-    store = w.store
-    parts = sorted({r.rsplit("/", 1)[0] for r in rels})
-    where = {p: i for i, p in enumerate(parts)}
-    files = pa.table({"filename": [store.path(dataset, r) for r in rels],
-                      "code": pa.array([where[r.rsplit("/", 1)[0]] for r in rels], pa.int64())})
-    con.register("uid_index_files", files)
-    try:
-        con.execute("SET VARIABLE uid_index_build = $1", [files.column(0).to_pylist()])
-        reader = con.sql(
-            f"SELECT {hash_sql()} AS uid_hash, f.code FROM read_parquet("
-            "getvariable('uid_index_build'), filename = true, hive_partitioning = false) d "
-            "JOIN uid_index_files f USING (filename) ORDER BY uid_hash"
-        ).to_arrow_reader(SLICE_ROWS)
-        path = w.scratch(f"uid-index-{next(_seq)}.arrow")
-        try:
-            rows = _write(path, ((b.column(0).to_numpy(), b.column(1).to_numpy())
-                                 for b in reader), parts)
-        finally:
-            reader.close()
-    finally:
-        con.unregister("uid_index_files")
-    if rows:
-        _place(w, dataset, path, rows)
-    return rows
-
-
-def entries_of(con, store: Store, dataset: str, rels: list[str]) -> pa.Table:
-    """(uid_hash, part) of every row of the data files `rels` of `dataset`."""
-    if not rels:
-        return pa.table({"uid_hash": pa.array([], pa.uint64()), "part": pa.array([], pa.string())})
-    con.execute("SET VARIABLE uid_index_data = $1", [[store.path(dataset, r) for r in rels]])
-    return con.sql(data_sql(store, dataset)).to_arrow_table()
-
-
-def data_sql(store: Store, dataset: str) -> str:
-    """SQL (uid_hash, part) of the rows of the files of `dataset` listed in the variable
-    `uid_index_data`: what the index must hold for them."""
-    base = store.path(dataset) + "/"
-    return (f"SELECT {hash_sql()} AS uid_hash, substr(parse_dirpath(filename), "
-            f"{len(base) + 1}) AS part FROM read_parquet(getvariable('uid_index_data'), "
-            "filename = true, hive_partitioning = false)")
-
-
-def read_all(store: Store, m: Manifest, dataset: str, local: Path) -> pa.Table:
-    """Every entry (uid_hash, part: dictionary-encoded) of `dataset`'s index files."""
-    chunks = []
-    for rel in files_of(m, dataset):
-        f = open_file(local_copy(store, rel, local))
-        parts = pa.array(f.parts, pa.string())
-        for h, c in zip(f.hashes, f.codes, strict=True):
-            chunks.append(pa.record_batch([
-                pa.array(h, pa.uint64()),
-                pa.DictionaryArray.from_arrays(pa.array(c.astype(np.int32)), parts)],
-                names=["uid_hash", "part"]))
-    if not chunks:
-        return pa.table({"uid_hash": pa.array([], pa.uint64()),
-                         "part": pa.array([], pa.dictionary(pa.int32(), pa.string()))})
-    return pa.Table.from_batches(chunks)

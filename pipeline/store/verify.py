@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.store import Store, uidindex
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.layout import (
     DATASETS,
     INDEXED,
@@ -262,11 +262,11 @@ def _check_uid_index(con, store: Store, manifest, present: dict[str, list[str]],
                                     "not the rows its name says)")
             if not present[name]:
                 continue
-            con.register("uid_index_entries", uidindex.read_all(store, manifest, name, Path(tmp)))
+            con.register("uid_index_entries", uidbuild.read_all(store, manifest, name, Path(tmp)))
             con.execute("SET VARIABLE uid_index_data = $1",
                         [dataset_files(store, name, present[name])])
             n, example = con.execute(
-                f"SELECT count(*), min(d.part) FROM ({uidindex.data_sql(store, name)}) d "
+                f"SELECT count(*), min(d.part) FROM ({uidbuild.data_sql(store, name)}) d "
                 "ANTI JOIN uid_index_entries i ON i.uid_hash = d.uid_hash "
                 "AND CAST(i.part AS VARCHAR) = d.part").fetchall()[0]
             con.unregister("uid_index_entries")

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.store import Store, uidindex
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.maintenance import apply_retention, compact
 from pipeline.store.verify import verify
 from tests.conftest import T0, make_azure_run, make_run, query, write_lines
@@ -29,7 +29,7 @@ def ingest(store: Store, tmp_path: Path, name: str, events: list[dict]):
 
 
 def index_entries(store: Store, dataset: str = "runs") -> list[tuple[int, str]]:
-    t = uidindex.read_all(store, store.manifest(), dataset, Path("/nonexistent"))
+    t = uidbuild.read_all(store, store.manifest(), dataset, Path("/nonexistent"))
     return sorted(zip(t.column("uid_hash").to_pylist(),
                       [str(p) for p in t.column("part").to_pylist()], strict=True))
 
