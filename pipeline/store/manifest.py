@@ -381,8 +381,7 @@ class Writer:
 
     def commit(self) -> Manifest:
         """Publish the staged changes atomically; a no-op when nothing changed."""
-        if not self.changed and (self.schema_version, self.uid_index) == (
-                self.base.schema_version, self.base.uid_index):
+        if not self.changed:  # (a uid index marked complete over no events need not be saved)
             return self.base
         self._guard.renew()  # proves the lock is still ours (object storage: LeaseLost if not)
         self._check_indexed()
