@@ -323,9 +323,10 @@ def increment_of(h: History) -> Increment:
 def ensure_generated_history(ctx: Ctx) -> Increment:
     """A history store written by the generator (`generate_fleet_store`: typed rows, no JSON,
     so the 50M-event year fits on a small disk; its uid index built as it writes), then the day
-    after it: a fleet of the same size generated as JSON for that day, its first 23 hours
-    ingested into the history by our ingest (so the hour's partition holds the day so far), the
-    last hour the increment."""
+    after it: the last day of a week-long fleet of the same size generated as JSON (past the
+    first days' installs, so an hour holds a steady state's events), its first 23 hours ingested
+    by our ingest into a hard-link copy of the history (so the hour's partition holds the day so
+    far), its last hour the increment."""
     from pipeline.gen.generate import generate_fleet
     from pipeline.gen.tostore import generate_fleet_store
     from pipeline.ingest.events import ingest_events
@@ -334,36 +335,43 @@ def ensure_generated_history(ctx: Ctx) -> Increment:
     s = ctx.scale
     aws, azure = fleet_size(s.history_events, s.history_days)
     base = ctx.inputs / f"genstore-{human(s.history_events)}-{s.history_days}d-s{SEED}"
-    store = base / f"store-v{schema_version()}"
+    year = base / f"year-v{schema_version()}"
     end = end_instant()
-    doc = _done(store)
-    if doc is None:
+    if _done(year) is None:
         log(f"generating the history store: {aws} + {azure} instances over {s.history_days} days"
-            f" -> {store}")
-        shutil.rmtree(store, ignore_errors=True)
+            f" -> {year}")
+        shutil.rmtree(year, ignore_errors=True)
         secs, summary = timed(lambda: generate_fleet_store(
-            store, seed=SEED, days=s.history_days, end=end, aws_instances=aws, azure_vms=azure))
-        doc = {"generate": summary.model_dump(mode="json"), "seconds": secs}
+            year, seed=SEED, days=s.history_days, end=end, aws_instances=aws, azure_vms=azure))
+        _mark(year, {"generate": summary.model_dump(mode="json"), "seconds": secs})
         log(f"  {summary} in {secs:.1f}s")
     day = base / "next-day"
     if _done(day) is None:
         shutil.rmtree(day, ignore_errors=True)
         secs, summary = timed(lambda: generate_fleet(
-            day / "fleet", seed=SEED + 1, days=1, end=end + timedelta(days=1), aws_instances=aws,
+            day / "fleet", seed=SEED + 1, days=7, end=end + timedelta(days=1), aws_instances=aws,
             azure_vms=azure))
+        last = end.strftime("%Y-%m-%d")
         cut = (end + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%S")
         counts = [_split_at(Path(f), cut, day / "head" / Path(f).parent.name / Path(f).name,
                             day / "hour" / Path(f).parent.name / Path(f).name)
-                  for f in log_files(day / "fleet" / "auth")]
-        _mark(day, {"lines": summary.lines_written, "seconds": secs,
+                  for f in log_files(day / "fleet" / "auth") if Path(f).name.startswith(last)]
+        shutil.rmtree(day / "fleet")  # the week's other days are not needed
+        _mark(day, {"week_lines": summary.lines_written, "seconds": secs,
                     "head_lines": sum(c[0] for c in counts),
                     "hour_lines": sum(c[1] for c in counts)})
     heads = sorted(str(p) for p in (day / "head").rglob("*.log"))
     hours = sorted(str(p) for p in (day / "hour").rglob("*.log"))
-    if "head" not in doc:
+    store = base / f"history-v{schema_version()}"
+    doc = _done(store)
+    if doc is None:
+        shutil.rmtree(store, ignore_errors=True)
+        link_copy(year, store)
+        (store / "done.json").unlink()  # a hard link to the year's marker: not to be written
         secs, head = timed(lambda: ingest_events(Store(store), heads))
-        doc = doc | {"head": head.to_dict() | {"sources": len(head.sources), "seconds": secs}}
         log(f"  the next day's first 23 h: {head.conservation_line()} in {secs:.1f}s")
+        doc = _done(year) | {"head": head.to_dict() | {"sources": len(head.sources),
+                                                        "seconds": secs}}
         _mark(store, doc)
     events = doc["generate"]["run_events"] + doc["generate"]["joins"] + doc["head"]["stored"]
     return Increment("generated", store, heads, hours, events, doc | {"day": _done(day)})
