@@ -144,13 +144,12 @@ def _write_fresh(con, w: Writer, ds, kind: str) -> int:
 
 
 def _index_fresh(con, w: Writer, ds, kind: str) -> None:
-    """The uid index entries of the fresh rows of `kind`: each uid and its partition."""
-    part = uidindex.part_sql((c, f"staged.{c}" if c == "event_date" else derived(c))
-                             for c, _ in ds.partition)
+    """The uid index entries of the fresh rows of `kind`: each uid and its partition (from
+    `judged`, dedup's narrow table of this kind, less the rows that are not fresh)."""
+    part = uidindex.part_sql((c, c) for c, _ in ds.partition)
     entries = con.sql(
-        f"SELECT {uidindex.hash_sql('staged.uid')} AS uid_hash, {part} AS part FROM staged "
-        f"ANTI JOIN verdict_{kind} f USING (source, line_no) WHERE kind = '{kind}'"
-    ).to_arrow_table()
+        f"SELECT {uidindex.hash_sql()} AS uid_hash, {part} AS part FROM judged "
+        f"ANTI JOIN verdict_{kind} USING (source, line_no)").to_arrow_table()
     uidindex.add(w, ds.name, entries)
 
 

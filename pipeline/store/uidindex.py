@@ -144,7 +144,8 @@ def partitions_holding(con, w: Writer, dataset: str, relation: str) -> set[str]:
 def lookup(store: Store, rels: list[str], probes: np.ndarray, local: Path) -> pa.Table:
     """Entries (uid_hash, part) whose hash is one of `probes`, from the index files `rels`;
     object-storage files are fetched into `local` once (`local_copy`)."""
-    probes = np.unique(np.asarray(probes, np.uint64))
+    probes = np.sort(np.asarray(probes, np.uint64))  # (np.unique's first call costs ~15 ms)
+    probes = probes[np.concatenate(([True], probes[1:] != probes[:-1]))] if len(probes) else probes
     hs, ps = [], []
     for rel in rels:
         h, p = find(open_file(local_copy(store, rel, local)), probes)
