@@ -180,6 +180,16 @@ def closed_files(spool_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(p for p in Path(spool_dir).glob("events-*" + CLOSED) if NAME_RE.match(p.name))
 
 
+def receiving_since(spool_dir: str | os.PathLike[str]) -> datetime | None:
+    """When the oldest spool file still being appended was opened (None: none is open). Every
+    event received before then is in a closed file, which `drain_spool` ingests."""
+    stamps = [m.group(1) for f in Path(spool_dir).glob(f"events-*{PART}")
+              if (m := NAME_RE.match(f.name))]
+    if not stamps:
+        return None
+    return datetime.strptime(min(stamps), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
 def drain_spool(store, spool_dir: str | os.PathLike[str], **ingest_options):
     """Ingest every closed spool file in one `ingest_events`, then move them to `archive/`.
     Returns the IngestSummary, or None when there was nothing to drain. A crash between the

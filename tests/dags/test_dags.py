@@ -164,6 +164,10 @@ def test_report_dag_structure(dagbag):
     assert tt.timetable.expression == "30 0 * * *"  # daily
     assert tt.asset_condition.name == HISTORY_URI  # the ingest DAG's outlet
     assert dag.get_task("mail_report").upstream_task_ids == {"render_report"}
+    gate = dag.get_task("wait_for_history")  # builds a window only once the store holds it
+    assert dag.get_task("render_report").upstream_task_ids == {"wait_for_history"}
+    assert gate.mode == "reschedule" and gate.poke_interval > 0 and gate.timeout >= 3600
+    assert [i.name for i in gate.inlets] == [HISTORY_URI]
 
 
 def test_maintenance_dag_structure(dagbag):
@@ -309,7 +313,8 @@ def _prepare_day(fleet) -> list:
 
     store = Store(fleet.store)
     end = datetime(2026, 5, 5, tzinfo=UTC)
-    ingest_events(store, [str(fleet.auth)], window=(datetime(2026, 5, 4, tzinfo=UTC), end))
+    ingest_events(store, [str(fleet.auth)], window=(datetime(2026, 5, 4, tzinfo=UTC), end),
+                  record_coverage=True)  # as the ingest DAG does: the day is held whole
     ingest_snapshot(store, "nodes", str(fleet.nodes), end)
     ingest_snapshot(store, "user_tasks", str(fleet.tasks), end)
     with connect(store) as con:
@@ -332,7 +337,8 @@ def test_report_dag_mails_the_day_once_through_smtp(dags, fleet, smtp_server, mo
     folder = fleet.store / "reports" / "2026-05-04"
     assert sorted(p.name for p in folder.iterdir()) == [
         "changes.csv", "failure-trend.png", "failures.csv", "failures.md", "index.html",
-        "instances.csv", "reasons.csv", "report.md", "sent.json", "top-reasons.png", "trends.csv"]
+        "instances.csv", "reasons.csv", "report.json", "report.md", "sent.json", "top-reasons.png",
+        "trends.csv"]
     assert len(inbox.messages) == 1
 
     mail_from, rcpts, raw = inbox.messages[0]
@@ -363,7 +369,8 @@ def test_report_delivery_failure_fails_the_mail_task(dags, fleet, monkeypatch):
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_CONN_ID", "smtp_nowhere")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_RECIPIENTS", "ops@example.com")
     run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
-    assert states(run) == {"render_report": "success", "mail_report": "failed"}
+    assert states(run) == {"wait_for_history": "success", "render_report": "success",
+                           "mail_report": "failed"}
     assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
@@ -377,18 +384,19 @@ def test_report_mail_falls_back_to_smtp_settings_then_to_not_mailing(dags, fleet
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_RECIPIENTS", "ops@example.com")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_SENDER", "history@example.com")
 
-    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-03"})  # no SMTP at all
-    assert states(run) == {"render_report": "success", "mail_report": "success"}
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})  # no SMTP at all
+    assert states(run) == {"wait_for_history": "success", "render_report": "success",
+                           "mail_report": "success"}
     assert inbox.messages == []
-    assert not (fleet.store / "reports" / "2026-05-03" / "sent.json").exists()
+    assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
     for k, v in {"HOST": "127.0.0.1", "PORT": str(port), "USER": SMTP_USER,
                  "PASSWORD": SMTP_PASSWORD}.items():
         monkeypatch.setenv(f"DISCOVERY_HISTORY_SMTP_{k}", v)
-    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-03"})
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
     assert state(run) == "success", states(run)
     assert [(m[0], m[1]) for m in inbox.messages] == [("history@example.com", ["ops@example.com"])]
-    assert (fleet.store / "reports" / "2026-05-03" / "sent.json").exists()
+    assert (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
 # --- the maintenance DAG ----------------------------------------------------------------------
