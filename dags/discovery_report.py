@@ -62,17 +62,20 @@ def _window(coverage):
 
 
 def _superseded() -> bool:
-    """Whether the history Asset has an event newer than every event that triggered this run
-    (then the scheduler has queued them for the next run)."""
+    """Whether this asset-triggered run is superseded: the history Asset has an event newer
+    than the run's start. Such an event has queued the next run (the scheduler queues a run for
+    every event after it created this one, and holds it while this one is active:
+    max_active_runs=1), which renders instead. An event between this run's triggering events and
+    its start may have queued nothing (Airflow queues once per run), so it does not count: this
+    run's window already reaches it (the history's covered end)."""
     from airflow.sdk import get_current_context
 
     ctx = get_current_context()
-    mine = [e.timestamp for evs in (ctx.get("triggering_asset_events") or {}).values()
-            for e in evs]
-    if not mine:
+    started = ctx["dag_run"].start_date
+    if not ctx.get("triggering_asset_events") or started is None:
         return False
     latest = list(ctx["inlet_events"][HISTORY].ascending(False).limit(1))
-    return bool(latest) and latest[0].timestamp > max(mine)
+    return bool(latest) and latest[0].timestamp > started
 
 
 @dag(
@@ -101,11 +104,13 @@ def discovery_report():
         settings = airflow_settings()
         coverage = Store(settings.store).coverage()
         window = _window(coverage)
-        pending = get_current_context()["ti"].get_dr_count(
-            dag_id=INGEST_DAG, states=["queued", "running"])
+        ctx = get_current_context()
+        ti, tlog = ctx["ti"], ctx["task"].log
+        pending = ti.get_dr_count(dag_id=INGEST_DAG, states=["queued", "running"])
         verdict = report_readiness(window, coverage, ingest_pending=pending,
                                    superseded=_superseded())
-        log.info("report %s: %s: %s", window.label, verdict.state, verdict.reason)
+        (tlog.info if verdict.state == "ready" else tlog.warning)(
+            "report %s: %s: %s", window.label, verdict.state, verdict.reason)
         if verdict.state == "skip":
             raise AirflowSkipException(verdict.reason)
         return PokeReturnValue(is_done=verdict.state == "ready", xcom_value={
