@@ -39,7 +39,7 @@ demo: install  # the main job through real Airflow (dag.test), then the reports
 
 demo-cli: install  # the same data through the CLI only (no Airflow)
 	rm -rf $(DEMO)
-	$(BIN)/discovery-history demo generate $(DEMO)/fleet
+	$(BIN)/discovery-history demo generate $(DEMO)/fleet --end $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest events $(DEMO)/fleet/auth
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest nodes $(DEMO)/fleet/nodes.json --at $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest user-tasks $(DEMO)/fleet/user_tasks.json --at $(DEMO_TO)
