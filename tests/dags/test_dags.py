@@ -210,6 +210,9 @@ def test_two_consecutive_intervals_equal_one_ingest_of_their_union(dags, fleet, 
     times = [r[3] for r in got]
     assert min(times) >= datetime(2026, 5, 4, 8, 45) and max(times) < datetime(2026, 5, 4, 11)
 
+    # each run committed its window as held whole: the report DAG's watermark
+    assert Store(fleet.store).coverage() == [(at(8, 45), at(11))]
+
     # each run updated the history Asset, telling the report DAG how far the history reaches
     assert {_asset_extra(r)["window_end"] for r in (first, second)} == {
         "2026-05-04T10:00:00+00:00", "2026-05-04T11:00:00+00:00"}
@@ -638,6 +641,9 @@ def test_spool_source_is_drained_and_archived_by_the_ingest_dag(dags, fleet, tmp
         keys = {k for (k,) in con.execute("SELECT DISTINCT instance_key FROM runs").fetchall()}
     assert {"i-spool0", "i-spool1", "i-spool2"} <= keys
     assert not closed_files(spool_dir) and list((spool_dir / "archive").iterdir())
+    from pipeline.store import Store
+
+    assert Store(fleet.store).coverage() == [(at(8, 45), at(10))]  # no spool file left open
     before = _runs(fleet.store)
     assert state(run_dag(dags["discovery_ingest"], at(11))) == "success"
     assert _runs(fleet.store) == before
