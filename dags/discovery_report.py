@@ -17,7 +17,7 @@ it); a rolling report that is not covered is skipped. An asset-triggered run tha
 history events than its own skips: the scheduler holds those events (max_active_runs=1) for
 one next run, so a backfill's events render once, after its last interval.
 
-A mailed report is immutable (`pipeline.report.publish`): a later build that differs is a new
+A mailed report is immutable (`pipeline.publish.versions`): a later build that differs is a new
 version `<label>.v2/`, mailed as a correction or kept (`report_corrections`); delivery failures
 fail `mail_report`. Each report also summarises the `report_summary_days` (7) days before its end.
 """
@@ -47,8 +47,8 @@ def _window(coverage):
     end), not at whichever events this run consumed."""
     from airflow.sdk import get_current_context
 
+    from pipeline.schedule.windows import report_window, utc
     from pipeline.store.coverage import newest
-    from pipeline.windows import report_window, utc
 
     ctx = get_current_context()
     events = ctx.get("triggering_asset_events") or {}
@@ -97,9 +97,9 @@ def discovery_report():
         from airflow.sdk import PokeReturnValue, get_current_context
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipeline.config import airflow_settings
+        from pipeline.schedule.config import airflow_settings
+        from pipeline.schedule.windows import INGEST_DAG, report_readiness
         from pipeline.store import Store
-        from pipeline.windows import INGEST_DAG, report_readiness
 
         settings = airflow_settings()
         coverage = Store(settings.store).coverage()
@@ -119,33 +119,30 @@ def discovery_report():
 
     @task
     def render_report(window: dict) -> dict:
-        """The window's report folder by the one builder (pipeline.report.history): the failures
+        """The window's report folder by the one builder (pipeline.publish.history): the failures
         nodes table as failures.md/.csv, index.html, the 7-day trend and reasons (CSV, PNG);
-        put in place by pipeline.report.publish (a mailed report is never overwritten)."""
-        from pipeline.config import airflow_settings, reports_root
-        from pipeline.report.build import build_report
-        from pipeline.report.publish import publish_report
+        put in place by pipeline.publish.versions (a mailed report is never overwritten)."""
+        from pipeline.publish.build import build_report
+        from pipeline.publish.versions import publish_report
+        from pipeline.schedule.config import airflow_settings, reports_root
         from pipeline.store import Store
-        from pipeline.windows import RunWindow
 
         settings = airflow_settings()
-        w = RunWindow(datetime.fromisoformat(window["start"]),
-                      datetime.fromisoformat(window["end"]),
-                      label=window["label"], mail=window["mail"])
+        start, end = (datetime.fromisoformat(window[k]) for k in ("start", "end"))
         store = Store(settings.store)
         out = publish_report(
-            reports_root(settings), w,
-            lambda folder: build_report(store, folder, start=w.start, end=w.end,
-                                        summary_days=settings.report_summary_days),
-            corrections=settings.report_corrections)
-        log.info("report %s: %s (%s)", w.label, out["action"], out["dir"])
+            reports_root(settings), label=window["label"], start=start, end=end,
+            mail=window["mail"], corrections=settings.report_corrections,
+            build=lambda folder: build_report(store, folder, start=start, end=end,
+                                              summary_days=settings.report_summary_days))
+        log.info("report %s: %s (%s)", window["label"], out["action"], out["dir"])
         return out
 
     @task
     def mail_report(report: dict) -> dict:
         """Mail the page with the CSV attached, once per report version."""
-        from pipeline.config import airflow_settings, smtp_from_airflow
-        from pipeline.report.mail import send_report
+        from pipeline.publish.mail import send_report
+        from pipeline.schedule.config import airflow_settings, smtp_from_airflow
 
         settings = airflow_settings()
         if not report["mail"]:

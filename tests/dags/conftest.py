@@ -87,6 +87,21 @@ def dags(airflow_home) -> dict:
     return bag.dags
 
 
+def sync_dags() -> None:
+    """Write the DAG folder's DAGs to the metadata DB, as `dag.test()` does before a run."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
+                           bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
 def run_dag(dag, at: datetime | None = None, conf: dict | None = None):
     """One `dag.test()` run; `at` is the logical date and run time (data interval ends there
     for the interval timetables), so each `at` is one run id: a second call is a rerun."""

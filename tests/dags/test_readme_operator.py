@@ -52,8 +52,8 @@ def test_the_backfill_and_conf_window_commands_are_valid_and_do_what_it_says(dag
     from airflow import settings
     from airflow.models.backfill import ReprocessBehavior, _do_dry_run
 
-    from pipeline.windows import ingest_window
-    from tests.dags.test_report_readiness import _sync_dags
+    from pipeline.schedule.windows import ingest_window
+    from tests.dags.conftest import sync_dags
 
     commands = _airflow_commands()
     kinds = {tuple(c[1:3]) for c in commands}
@@ -71,7 +71,7 @@ def test_the_backfill_and_conf_window_commands_are_valid_and_do_what_it_says(dag
     assert opt["--dag-id"] == "discovery_ingest"
     start = datetime.fromisoformat(opt["--from-date"])
     end = datetime.fromisoformat(opt["--to-date"])
-    _sync_dags()
+    sync_dags()
     with settings.Session() as session:
         infos = list(_do_dry_run(dag_id="discovery_ingest", from_date=start, to_date=end,
                                  reverse=False, reprocess_behavior=ReprocessBehavior.NONE,
@@ -93,7 +93,7 @@ def test_the_backfill_and_conf_window_commands_are_valid_and_do_what_it_says(dag
 def test_demo_generate_end_is_documented_and_exists():
     from click.testing import CliRunner
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     assert "demo generate OUT_DIR --end TIME" in _section()
     out = CliRunner().invoke(main, ["demo", "generate", "--help"]).output

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_run, write_lines
-from tests.dags.conftest import at, run_dag, smtp_connection, state, states
+from tests.dags.conftest import at, run_dag, smtp_connection, state, states, sync_dags
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
@@ -46,7 +46,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _expected_failures(fleet, start: datetime, end: datetime) -> int:
-    from pipeline.query import connect, nodes_report
+    from pipeline.query.views import connect
+    from pipeline.report.nodes import nodes_report
 
     with connect(str(fleet.store)) as con:
         return len(nodes_report(con, start, end, failures_only=True))
@@ -224,21 +225,6 @@ class Scheduler:
                     for ti in dr.get_task_instances(session=session)}
 
 
-def _sync_dags() -> None:
-    """Write the DAG folder's DAGs to the metadata DB, as `dag.test()` does before a run."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
-
-    manager = DagBundlesManager()
-    manager.sync_bundles_to_db()
-    for bundle in manager.get_all_dag_bundles():
-        if not bundle.is_initialized:
-            bundle.initialize()
-        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
-                           bundle_name=bundle.name)
-        sync_bag_to_db(bag, bundle.name, bundle.version)
-
-
 @pytest.fixture
 def report_unpaused(dags):
     """The report DAG unpaused (so history events queue runs for it), its sensor waiting as in
@@ -264,7 +250,7 @@ def report_unpaused(dags):
                             .values(is_paused=paused))
             session.commit()
 
-    _sync_dags()  # the DagModel rows exist before they are unpaused
+    sync_dags()  # the DagModel rows exist before they are unpaused
     clean(paused=False)
     yield
     clean(paused=True)
@@ -323,8 +309,7 @@ def test_a_backfill_renders_one_report_and_latest_never_moves_back(dags, fleet,
 
 
 def test_latest_only_moves_forward(tmp_path):
-    from pipeline.report.publish import publish_report
-    from pipeline.windows import RunWindow
+    from pipeline.publish.versions import publish_report
 
     def build(label: str):
         def write(folder: Path) -> dict:
@@ -335,14 +320,16 @@ def test_latest_only_moves_forward(tmp_path):
 
     end = datetime(2026, 5, 4, 13, tzinfo=UTC)
     day = timedelta(days=1)
-    out = publish_report(tmp_path, RunWindow(end - day, end, "latest", mail=False), build("new"))
+    out = publish_report(tmp_path, label="latest", start=end - day, end=end, mail=False,
+                         build=build("new"))
     assert out["action"] == "built"
     older = end - timedelta(hours=5)
-    out = publish_report(tmp_path, RunWindow(older - day, older, "latest", mail=False),
-                         build("old"))
+    out = publish_report(tmp_path, label="latest", start=older - day, end=older, mail=False,
+                         build=build("old"))
     assert out["action"] == "stale" and not out["mail"]
     assert (tmp_path / "latest" / "index.html").read_text() == "new"
     newer = end + timedelta(hours=1)
-    publish_report(tmp_path, RunWindow(newer - day, newer, "latest", mail=False), build("newer"))
+    publish_report(tmp_path, label="latest", start=newer - day, end=newer, mail=False,
+                   build=build("newer"))
     assert (tmp_path / "latest" / "index.html").read_text() == "newer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]  # no staging left behind

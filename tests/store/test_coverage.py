@@ -74,7 +74,7 @@ def test_a_store_without_coverage_reads_as_before(tmp_path):
 
 def test_retention_clips_the_coverage_it_drops(tmp_path):
     from pipeline.ingest.events import ingest_events
-    from pipeline.maintenance import apply_retention
+    from pipeline.store.maintenance import apply_retention
 
     store = Store(tmp_path / "lake")
     log = tmp_path / "a.log"
@@ -87,7 +87,7 @@ def test_retention_clips_the_coverage_it_drops(tmp_path):
 
 
 def test_spool_coverage_stops_at_the_oldest_file_still_open(tmp_path):
-    from pipeline.spool import receiving_since
+    from pipeline.sources.spool import receiving_since
 
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -115,7 +115,7 @@ def test_spool_coverage_stops_at_the_oldest_file_still_open(tmp_path):
     ],
 )
 def test_report_readiness(label, mail, coverage, pending, superseded, state, words):
-    from pipeline.windows import RunWindow, report_readiness
+    from pipeline.schedule.windows import RunWindow, report_readiness
 
     got = report_readiness(RunWindow(T, T + 24 * H, label, mail), coverage,
                            ingest_pending=pending, superseded=superseded)
