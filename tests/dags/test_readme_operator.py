@@ -74,7 +74,7 @@ def test_the_backfill_and_conf_window_commands_are_valid_and_do_what_it_says(dag
     sync_dags()
     with settings.Session() as session:
         infos = list(_do_dry_run(dag_id="discovery_ingest", from_date=start, to_date=end,
-                                 reverse=False, reprocess_behavior=ReprocessBehavior.NONE,
+                                 reverse=False, reprocess_behavior=ReprocessBehavior.COMPLETED,
                                  session=session))
     intervals = [(i.data_interval.start, i.data_interval.end) for i in infos]
     hours = int((end - start) / timedelta(hours=1)) + 1
