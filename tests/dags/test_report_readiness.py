@@ -308,28 +308,34 @@ def test_a_backfill_renders_one_report_and_latest_never_moves_back(dags, fleet,
     assert [r.run_id for r in sched.asset_runs()] == [r.run_id for r in runs]  # no more
 
 
-def test_latest_only_moves_forward(tmp_path):
-    from pipeline.publish.versions import publish_report
+# --- the gate's verdicts, as plain values (pipeline.schedule.windows.report_readiness) --------
 
-    def build(label: str):
-        def write(folder: Path) -> dict:
-            folder.mkdir(parents=True)
-            (folder / "index.html").write_text(label)
-            return {"failures": 0}
-        return write
+T = datetime(2026, 5, 4, tzinfo=UTC)
+H = timedelta(hours=1)
 
-    end = datetime(2026, 5, 4, 13, tzinfo=UTC)
-    day = timedelta(days=1)
-    out = publish_report(tmp_path, label="latest", start=end - day, end=end, mail=False,
-                         build=build("new"))
-    assert out["action"] == "built"
-    older = end - timedelta(hours=5)
-    out = publish_report(tmp_path, label="latest", start=older - day, end=older, mail=False,
-                         build=build("old"))
-    assert out["action"] == "stale" and not out["mail"]
-    assert (tmp_path / "latest" / "index.html").read_text() == "new"
-    newer = end + timedelta(hours=1)
-    publish_report(tmp_path, label="latest", start=newer - day, end=newer, mail=False,
-                   build=build("newer"))
-    assert (tmp_path / "latest" / "index.html").read_text() == "newer"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]  # no staging left behind
+
+@pytest.mark.parametrize(
+    ("label", "mail", "coverage", "pending", "superseded", "state", "words"),
+    [
+        pytest.param("2026-05-04", True, [(T, T + 24 * H)], 0, False, "ready", "holds all",
+                     id="covered"),
+        pytest.param("2026-05-04", True, [(T, T + 24 * H)], 2, False, "wait", "2 discovery_ingest",
+                     id="ingest-pending"),
+        pytest.param("2026-05-04", True, [(T + 9 * H, T + 11 * H)], 0, False, "wait",
+                     "missing [2026-05-04T00:00:00Z, 2026-05-04T09:00:00Z), "
+                     "[2026-05-04T11:00:00Z, 2026-05-05T00:00:00Z)", id="day-with-holes-waits"),
+        pytest.param("latest", False, [(T + 9 * H, T + 24 * H)], 0, False, "skip",
+                     "rolling report", id="latest-not-covered-skips"),
+        pytest.param("latest", False, [(T, T + 24 * H)], 0, True, "skip", "superseded",
+                     id="superseded"),
+    ],
+)
+def test_report_readiness(label, mail, coverage, pending, superseded, state, words):
+    from pipeline.schedule.windows import RunWindow, report_readiness
+
+    got = report_readiness(RunWindow(T, T + 24 * H, label, mail), coverage,
+                           ingest_pending=pending, superseded=superseded)
+    assert got.state == state and words in got.reason
+    if state == "wait" and "missing" in words:
+        assert 'airflow dags trigger discovery_ingest --conf \'{"start": "2026-05-04T00:00:00Z", ' \
+               '"end": "2026-05-04T09:00:00Z"}\'' in got.reason

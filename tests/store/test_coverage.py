@@ -1,6 +1,6 @@
 """The store's coverage (the ingests' committed watermark): interval algebra, committed with the
-data by the ingest that read a window whole, unchanged by a rerun, clipped by retention, and
-the report gate built on it."""
+data by the ingest that read a window whole, unchanged by a rerun, clipped by retention (the
+report gate built on it: tests/dags/test_report_readiness.py)."""
 
 from __future__ import annotations
 
@@ -96,30 +96,3 @@ def test_spool_coverage_stops_at_the_oldest_file_still_open(tmp_path):
     (spool / "events-20260504T100000Z-1.jsonl").write_text("")  # closed: drained
     (spool / "events-20260504T103000Z-3.jsonl.part").write_text("")
     assert receiving_since(spool) == datetime(2026, 5, 4, 10, 15, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("label", "mail", "coverage", "pending", "superseded", "state", "words"),
-    [
-        pytest.param("2026-05-04", True, [(T, T + 24 * H)], 0, False, "ready", "holds all",
-                     id="covered"),
-        pytest.param("2026-05-04", True, [(T, T + 24 * H)], 2, False, "wait", "2 discovery_ingest",
-                     id="ingest-pending"),
-        pytest.param("2026-05-04", True, [(T + 9 * H, T + 11 * H)], 0, False, "wait",
-                     "missing [2026-05-04T00:00:00Z, 2026-05-04T09:00:00Z), "
-                     "[2026-05-04T11:00:00Z, 2026-05-05T00:00:00Z)", id="day-with-holes-waits"),
-        pytest.param("latest", False, [(T + 9 * H, T + 24 * H)], 0, False, "skip",
-                     "rolling report", id="latest-not-covered-skips"),
-        pytest.param("latest", False, [(T, T + 24 * H)], 0, True, "skip", "superseded",
-                     id="superseded"),
-    ],
-)
-def test_report_readiness(label, mail, coverage, pending, superseded, state, words):
-    from pipeline.schedule.windows import RunWindow, report_readiness
-
-    got = report_readiness(RunWindow(T, T + 24 * H, label, mail), coverage,
-                           ingest_pending=pending, superseded=superseded)
-    assert got.state == state and words in got.reason
-    if state == "wait" and "missing" in words:
-        assert 'airflow dags trigger discovery_ingest --conf \'{"start": "2026-05-04T00:00:00Z", ' \
-               '"end": "2026-05-04T09:00:00Z"}\'' in got.reason
