@@ -93,7 +93,7 @@ def discovery_ingest():
         settings = airflow_settings()
         window = _window(settings.lookback)
         store = Store(settings.store)
-        if settings.source_kind == "spool":  # the receiver's spool: everything closed, then archived
+        if settings.source_kind == "spool":  # the receiver's spool: all closed files, archived
             from pipeline.ingest.drain import drain_spool
             from pipeline.ingest.events import IngestSummary
             from pipeline.sources.spool import receiving_since

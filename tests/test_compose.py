@@ -181,9 +181,11 @@ def test_pipeline_settings_in_env_files_are_not_overridden(services):
     operator's value is silently ignored. The defaults are the image's ENV (which env files
     override), pointing at the volumes the scheduler mounts."""
     for name, svc in services.items():
-        fixed = sorted(k for k in svc.get("environment") or {} if k.startswith("DISCOVERY_HISTORY_"))
+        fixed = sorted(k for k in svc.get("environment") or {}
+                       if k.startswith("DISCOVERY_HISTORY_"))
         assert fixed == [], f"{name} fixes {fixed} in environment:"
-    image_env = dict(re.findall(r"(DISCOVERY_HISTORY_\w+)=(\S+)", (REPO / "Dockerfile").read_text()))
+    docker = (REPO / "Dockerfile").read_text()
+    image_env = dict(re.findall(r"(DISCOVERY_HISTORY_\w+)=(\S+)", docker))
     mounts = {_volume_target(v) for v in services["scheduler"]["volumes"]}
     assert image_env["DISCOVERY_HISTORY_STORE"] in mounts
     assert image_env["DISCOVERY_HISTORY_SOURCE"] in mounts

@@ -24,7 +24,8 @@ def _airflow_requirement() -> str:
 
 def _pinned_version() -> str:
     m = re.fullmatch(r"apache-airflow\[postgres\]==(\d+\.\d+\.\d+)", _airflow_requirement())
-    assert m, f"pyproject's [airflow] extra must pin apache-airflow[postgres]==X.Y.Z, not {_airflow_requirement()!r}"
+    assert m, ("pyproject's [airflow] extra must pin apache-airflow[postgres]==X.Y.Z, not "
+               f"{_airflow_requirement()!r}")
     return m.group(1)
 
 

@@ -1,4 +1,5 @@
-"""Where a built history report lands under the reports folder, so that what was mailed never changes.
+"""Where a built history report lands under the reports folder, so that what was mailed never
+changes.
 
 * A window's report is `<reports>/<label>/` (version 1). Once mailed (`sent.json` beside it) it
   is immutable: a later build of the same window that differs goes to `<label>.v2/`, `.v3/`,
@@ -29,7 +30,8 @@ CORRECTIONS = ("mail", "keep")
 
 
 def versions(root: Path, label: str) -> list[tuple[int, Path]]:
-    """The existing versions of `label` under `root`, oldest first: (1, <label>), (2, <label>.v2)…"""
+    """The existing versions of `label` under `root`, oldest first: (1, <label>),
+    (2, <label>.v2), …"""
     found = []
     if (root / label).is_dir():
         found.append((1, root / label))

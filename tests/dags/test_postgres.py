@@ -110,15 +110,16 @@ def _airflow_env(home: Path, url: str, extra: dict[str, str]) -> dict[str, str]:
 
 def _run(argv: list[str], env: dict[str, str], timeout: float = 600) -> str:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    assert done.returncode == 0, f"{argv[1:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (f"{argv[1:3]} failed:\n{done.stdout[-3000:]}\n"
+                                  f"{done.stderr[-3000:]}")
     return done.stdout
 
 
 def _query(url: str, sql: str) -> list[tuple]:
     import psycopg2
 
-    with contextlib.closing(psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))) as c, \
-            c.cursor() as cur:
+    dsn = url.replace("postgresql+psycopg2", "postgresql")
+    with contextlib.closing(psycopg2.connect(dsn)) as c, c.cursor() as cur:
         cur.execute(sql)
         return cur.fetchall()
 

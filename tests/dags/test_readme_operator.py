@@ -82,7 +82,8 @@ def test_the_backfill_and_conf_window_commands_are_valid_and_do_what_it_says(dag
     assert intervals[0][0] == start and intervals[-1][1] == end + timedelta(hours=1)
 
     # the conf window: the ingest reads exactly that window
-    [trigger] = [c for c in commands if c[1:3] == ["dags", "trigger"] and c[3] == "discovery_ingest"]
+    [trigger] = [c for c in commands
+                 if c[1:3] == ["dags", "trigger"] and c[3] == "discovery_ingest"]
     conf = json.loads(trigger[trigger.index("--conf") + 1])
     w = ingest_window(conf=conf, interval_start=None, interval_end=None,
                       run_after=datetime.now(UTC), lookback=timedelta(minutes=15))

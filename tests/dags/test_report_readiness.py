@@ -130,7 +130,8 @@ def test_a_mailed_report_never_changes_and_a_different_rebuild_is_a_new_version(
     v2 = folder.parent / f"{DAY}.v2"
     assert b"i-late0000000000001" in (v2 / "failures.csv").read_bytes()
     assert b"i-late0000000000001" not in mailed["failures.csv"]
-    n = _expected_failures(fleet, datetime(2026, 5, 4, tzinfo=UTC), datetime(2026, 5, 5, tzinfo=UTC))
+    n = _expected_failures(fleet, datetime(2026, 5, 4, tzinfo=UTC),
+                           datetime(2026, 5, 5, tzinfo=UTC))
     assert _subjects(inbox)[1] == (
         f"Teleport discovery failures {DAY} (correction, version 2): {n} instance(s)")
     assert json.loads((v2 / "report.json").read_text())["version"] == 2
@@ -205,7 +206,8 @@ class Scheduler:
                 session.expire_all()
                 ready, _ = dr.update_state(session=session)
                 session.commit()  # the run's state, when all its tasks are done
-                now = sorted((t.task_id, str(t.state)) for t in dr.get_task_instances(session=session))
+                now = sorted((t.task_id, str(t.state))
+                             for t in dr.get_task_instances(session=session))
                 if not ready and now == seen:
                     break  # nothing to run and nothing more skipped downstream
                 seen = now
