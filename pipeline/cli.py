@@ -29,7 +29,7 @@ def friendly(fn: Callable) -> Callable:
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from pipeline.ingest.snapshots import SnapshotError
-        from pipeline.report.gofmt import GoYAMLError
+        from pipeline.report.goyaml import GoYAMLError
         from pipeline.report.table import TableWidthError
         from pipeline.sources import SourceError
         from pipeline.store import StoreError
@@ -215,13 +215,19 @@ def terminal_width(explicit: int | None) -> int:
 def nodes_cmd(ctx, last, start, end, cloud, failures_only, fmt, width) -> None:
     """The `tctl discovery nodes` report for any window, from the stored history."""
     from pipeline.query import connect, nodes_report
+    from pipeline.report.goyaml import GoYAMLError
     from pipeline.report.render import RENDERERS
 
     frm, to = resolve_window(last, start, end, datetime.now(UTC))
     clouds = parse_clouds(cloud)
     with connect(_store(ctx)) as con:
         rows = nodes_report(con, frm, to, clouds, failures_only)
-    out = RENDERERS[fmt](rows, width=terminal_width(width)) if fmt == "text" else RENDERERS[fmt](rows)
+    try:
+        out = RENDERERS[fmt](rows, width=terminal_width(width)) if fmt == "text" else RENDERERS[fmt](rows)
+    except GoYAMLError as e:  # as tctl: the documents before the refused row are printed first
+        sys.stdout.buffer.write(e.partial)
+        sys.stdout.flush()
+        raise
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
 

@@ -153,6 +153,7 @@ class GoOracle:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
+        self.proc.stdout.close()
 
     def summary(self) -> str:
         """One line for the terminal summary: versions and how many strings were compared."""
