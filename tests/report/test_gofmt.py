@@ -25,6 +25,8 @@ from .conftest import SECOND, T0
         pytest.param("\U000e0001", '"\\U000e0001"', id="astral-nonprint"),
         pytest.param("déjà vu ✓ 日本 😀", '"déjà vu ✓ 日本 😀"', id="printable-unicode-kept"),
         pytest.param("\ufffd", '"\ufffd"', id="replacement-char-is-printable"),
+        pytest.param("\U0001fae8 \U00031350", '"\U0001fae8 \U00031350"',
+                     id="unicode-15-printable-as-go-1.25-has-it"),
         pytest.param("lone \ud800", '"lone \ufffd"', id="lone-surrogate-as-go-decodes-it"),
     ],
 )
