@@ -4,7 +4,8 @@ newlines) and hostile rows. Skips without Go or the Debian Go libraries (fails u
 
 from __future__ import annotations
 
-import sys
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -24,13 +25,25 @@ from pipeline.report.goyaml import GoYAMLError
 from pipeline.report.render import TEXT_COLUMNS, render_json, render_yaml, text_cells
 from pipeline.report.rows import GO_ZERO_TIME_NS as GO_ZERO
 from pipeline.report.table import TableWidthError, truncated_table
+from tests.report.goracle import go_binary
 from tests.report.test_render_differential import ODD, ROWS, TIME_NS, node_rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import gen_go_unicode  # noqa: E402
 
-MANY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SOME = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _load_generator():
+    """scripts/gen_go_unicode.py as a module (scripts/ is not a package)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gen_go_unicode.py"
+    spec = importlib.util.spec_from_file_location("gen_go_unicode", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# GORACLE_EXAMPLES scales the runs for a soak (e.g. 10 for ten times as many examples)
+_SCALE = float(os.environ.get("GORACLE_EXAMPLES", "1"))
+MANY = settings(max_examples=int(1000 * _SCALE), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+SOME = settings(max_examples=int(300 * _SCALE), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 ANY_CHAR = st.characters(codec="utf-8")  # all of Unicode but lone surrogates (UTF-8 has none)
 CONTROLS = st.characters(max_codepoint=0xA0) | st.sampled_from(
@@ -66,15 +79,10 @@ def test_quote_of_text_matches_go(goracle, s):
 
 def test_printability_table_is_what_go_generates(goracle):
     """pipeline/report/gounicode.py is exactly this Go's strconv.IsPrint (regenerated here)."""
-    table = gen_go_unicode.go_print_table(gen_go_unicode_go())
-    assert gen_go_unicode.render_module(table) == Path(gounicode.__file__).read_text()
+    generator = _load_generator()
+    table = generator.go_print_table(go_binary())
+    assert generator.render_module(table) == Path(gounicode.__file__).read_text()
     assert goracle.print_ranges()["ranges"] == table["ranges"]
-
-
-def gen_go_unicode_go() -> str:
-    from tests.report.goracle import go_binary
-
-    return go_binary()
 
 
 @MANY
