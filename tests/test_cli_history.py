@@ -147,7 +147,7 @@ def test_history_csv_and_json(lake):
         "connection or the instance is not registered with SSM: check that the agent runs and can "
         "reach the SSM endpoints.,,1,c4,u-5,,,"]
     doc = json.loads(cli(lake, "history", "i-1", "--format", "json").stdout)
-    assert doc["instance"]["failure_streak"] == 0 and doc["instance"]["exit_codes"] == [150]
+    assert doc["instance"]["failure_streak"] == 0 and doc["instance"]["exit_codes"] == ["150"]
     assert [a["uid"] for a in doc["attempts"]] == ["u-1", "u-2", "u-3"]
     assert doc["attempts"][1]["since_previous"] == "10m0s"
 

@@ -207,7 +207,7 @@ def test_report_markdown(small_report):
                  "* **5** install attempts (aws 4 · azure 1)",
                  "* **4** failed attempts (80.0%)",
                  "![failure-trend.png](failure-trend.png)",
-                 "| i-1 | aws | 123456789012 | us-east-1 | 1 | 2 | 2 | 0 | 2026-05-04T10:00:00Z "
+                 "| i-1 | 123456789012<br>us-east-1 | 2 | 1 | 2 | 0 | 2026-05-04T10:00:00Z "
                  "| 2026-05-04T10:10:00Z | 150 | Agent did not join | no |",
                  "Every column untruncated: `failures.csv`."):
         assert line in md.splitlines(), line
@@ -356,7 +356,8 @@ def test_newly_failing_counts_against_a_period_with_data(tmp_path):
 def md_table(md: str, section: str) -> list[dict]:
     """The rows of the Markdown table under `## section`, as dicts by header."""
     part = next(p for p in md.split("## ") if p.startswith(section))
-    lines = [ln.strip("| ").split(" | ") for ln in part.splitlines() if ln.startswith("| ")]
+    lines = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip()[1:-1])]
+             for ln in part.splitlines() if ln.startswith("| ")]
     return [dict(zip(lines[0], row, strict=True)) for row in lines[1:]]
 
 
