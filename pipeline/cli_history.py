@@ -31,7 +31,7 @@ ATTEMPT_FULL = (
     Column("Time", "time", "time"), Column("Result", "result"), Column("Code", "code"),
     Column("Exit", "exit_code", "int"), Column("Status", "status"),
     Column("Reason", "reason"), Column("Remedy", "remedy"),
-    Column("Since previous", "since_previous", "duration"), Column("Steps", "steps", "int"),
+    Column("Since previous start", "since_previous", "duration"), Column("Steps", "steps", "int"),
     Column("Attempt", "attempt_id"), Column("UID", "uid"), Column("API error", "api_error"),
     Column("Stdout", "stdout"), Column("Stderr", "stderr"),
 )
