@@ -283,3 +283,11 @@ def test_api_errors_are_labelled_api_error_in_every_exit_code_list(store, tmp_pa
                        ("Proxy unreachable", ["104"]), ("SSM agent lost", ["-1"])]
     assert labels == [("API error",), ("104",)]
     assert keys == {"API error", "104", "-1"}
+
+
+def test_the_readme_states_the_definitions():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Analytics: what is counted", 1)[1].split("\n## ", 1)[0]
+    terms = [line.split("|")[1].strip() for line in section.splitlines()
+             if line.startswith("| ") and not line.startswith("| term")]
+    assert terms == ["attempt", "outcome", "tie rule", "retry", "duplicate run", "time to enroll"]
