@@ -287,7 +287,7 @@ def test_api_errors_are_labelled_api_error_in_every_exit_code_list(store, tmp_pa
 
 def test_the_readme_states_the_definitions():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Analytics: what is counted", 1)[1].split("\n## ", 1)[0]
-    terms = [line.split("|")[1].strip() for line in section.splitlines()
-             if line.startswith("| ") and not line.startswith("| term")]
+    section = readme.split("### Analytics: what is counted", 1)[1]
+    table = section[section.index("| term"):].split("\n\n", 1)[0].splitlines()[2:]
+    terms = [line.split("|")[1].strip() for line in table]
     assert terms == ["attempt", "outcome", "tie rule", "retry", "duplicate run", "time to enroll"]
