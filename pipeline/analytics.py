@@ -153,9 +153,9 @@ def instance_history(con: duckdb.DuckDBPyConnection, start: Instant, end: Instan
     return _run(con, sql, params)
 
 
-def attempt_count(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant) -> int:
-    """How many attempts [start, end) holds (0: no stored data for that period)."""
-    return con.sql(f"SELECT count(*) FROM run_attempts({_W})",
+def has_runs(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant) -> bool:
+    """Whether any run event is stored for [start, end) (False: no data for that period)."""
+    return con.sql(f"SELECT EXISTS (SELECT 1 FROM runs_in_window({_W}))",
                    params=_window(start, end)).fetchall()[0][0]
 
 

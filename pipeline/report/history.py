@@ -248,7 +248,7 @@ class HistoryReport:
     trend_start_ns: int  # the trend covers [trend_start, end); everything else [start, end)
     bucket: str
     previous: tuple[int, int]  # the period compared with: as long as the window, just before
-    previous_attempts: int  # attempts stored for `previous` (0: nothing to compare with)
+    previous_has_data: bool  # run events are stored for `previous` (else: nothing to compare)
     summary: pa.Table
     trends: pa.Table  # failure_trends by category
     reasons: pa.Table
@@ -278,10 +278,10 @@ def collect(con, start: datetime | int, end: datetime | int, *, trend_from=None,
     instances = an.instance_history(con, lo, hi)
     progress("changes since the previous period")
     changes = an.compare_periods(con, previous, (lo, hi))
-    previous_attempts = an.attempt_count(con, *previous)
+    previous_has_data = an.has_runs(con, *previous)
     progress("nodes table")
     nodes = nodes_report(con, lo, hi, failures_only=failures_only)
-    return HistoryReport(lo, hi, trend_lo, bucket, previous, previous_attempts, summary, trends,
+    return HistoryReport(lo, hi, trend_lo, bucket, previous, previous_has_data, summary, trends,
                          reasons, instances, changes, nodes, failures_only)
 
 

@@ -75,7 +75,7 @@ def figures(rep: HistoryReport) -> list[tuple[str, str]]:
     changes = [r["change"] for r in records(rep.changes)]
     per_cloud = " · ".join(f"{r['cloud']} {r['attempts']:,}" for r in records(rep.summary)[:-1])
     median = all_row["median_time_to_enroll"]
-    if rep.previous_attempts:
+    if rep.previous_has_data:
         compared = [(f"{changes.count('newly failing'):,}", "newly failing vs previous period"),
                     (f"{changes.count('still failing'):,}", "still failing"),
                     (f"{changes.count('recovered'):,}", "recovered")]
@@ -100,8 +100,8 @@ def figures(rep: HistoryReport) -> list[tuple[str, str]]:
 
 
 def no_previous(rep: HistoryReport) -> str:
-    """Why the report compares with nothing: the previous period holds no attempts."""
-    return (f"no attempts stored for the previous period ({rfc3339(rep.previous[0])} – "
+    """Why the report compares with nothing: no data is stored for the previous period."""
+    return (f"no data stored for the previous period ({rfc3339(rep.previous[0])} – "
             f"{rfc3339(rep.previous[1])})")
 
 
@@ -186,7 +186,7 @@ def render_html(rep: HistoryReport, pngs: dict[str, bytes], *, top: int = 20) ->
         "</h2>",
         _table(INSTANCE_COLUMNS, top_instances(rep, top), "No failing instances."),
         "<h2>Changes since the previous period</h2>",
-        "" if rep.previous_attempts else f'<p class="note">{_e(_no_comparison(rep))}</p>',
+        "" if rep.previous_has_data else f'<p class="note">{_e(_no_comparison(rep))}</p>',
         _table(CHANGE_COLUMNS, changes(rep, top), "No instance failed in either period."),
         f"<h2>Nodes ({_e(scope)}, as <code>tctl discovery nodes</code>)</h2>",
         _table(nodes_cols, nodes, "No instances found."),
@@ -198,15 +198,15 @@ def render_html(rep: HistoryReport, pngs: dict[str, bytes], *, top: int = 20) ->
 
 
 def _compared(rep: HistoryReport) -> str:
-    if rep.previous_attempts:
+    if rep.previous_has_data:
         return (f"Compared with the previous period {rfc3339(rep.previous[0])} – "
                 f"{rfc3339(rep.previous[1])}.")
     return f"Not compared: {no_previous(rep)}."
 
 
 def _no_comparison(rep: HistoryReport) -> str:
-    return (f"The previous period ({rfc3339(rep.previous[0])} – {rfc3339(rep.previous[1])}) "
-            "holds no attempts: every instance failing now shows as newly failing.")
+    return (f"No data is stored for the previous period ({rfc3339(rep.previous[0])} – "
+            f"{rfc3339(rep.previous[1])}): every instance failing now shows as newly failing.")
 
 
 def render_report_markdown(rep: HistoryReport, png_names: Sequence[str], *, top: int = 20,
@@ -225,7 +225,7 @@ def render_report_markdown(rep: HistoryReport, png_names: Sequence[str], *, top:
               "## Top failing instances", "",
               md(INSTANCE_COLUMNS, top_instances(rep, top), "No failing instances."),
               "## Changes since the previous period", "",
-              *([] if rep.previous_attempts else [_no_comparison(rep), ""]),
+              *([] if rep.previous_has_data else [_no_comparison(rep), ""]),
               md(CHANGE_COLUMNS, changes(rep, top), "No instance failed in either period."),
               "## Nodes", "", md(nodes_cols, nodes, "No instances found."),
               f"Every column untruncated: `{nodes_file}`.", ""]

@@ -340,10 +340,10 @@ def test_newly_failing_says_when_the_previous_period_has_no_data(small_report):
     out, _ = small_report
     md = (out / "report.md").read_text().splitlines()
     assert not any("newly failing vs previous period" in line for line in md)
-    assert "* **–** newly failing: no attempts stored for the previous period " \
+    assert "* **–** newly failing: no data stored for the previous period " \
            "(2026-05-04T04:00:00Z – 2026-05-04T08:00:00Z)" in md
     page = (out / "index.html").read_text()
-    assert "no attempts stored for the previous period" in page
+    assert "no data stored for the previous period" in page
 
 
 def test_newly_failing_counts_against_a_period_with_data(tmp_path):
