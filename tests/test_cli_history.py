@@ -255,8 +255,9 @@ def test_nodes_usage_errors_are_one_line_too(lake):
 def test_help_still_works(lake):
     result = cli(lake, "trends", "--help")
     assert result.exit_code == 0 and "--by" in result.stdout
-    alone = cli(lake)  # a group without a command still shows its help, as click does
+    alone = CliRunner().invoke(CLI, [])  # no arguments: the group's help, as click shows it
     assert alone.exit_code == 2 and alone.stderr.startswith("Usage:") and "trends" in alone.stderr
+    one_line_error(cli(lake), "Missing command", code=2)
 
 
 @pytest.mark.parametrize("args,same_as", [
