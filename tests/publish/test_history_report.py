@@ -403,7 +403,8 @@ def test_chart_bars_sit_on_their_ticks(bucket, days):
     fig.canvas.draw()
     ax = fig.axes[0]
     centers = [p.get_x() + p.get_width() / 2 for p in ax.patches]
-    starts = [mdates.date2num(charts._dt(s)) for s in range(start, end, step)]
+    starts = [mdates.date2num(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=s // 1000))
+              for s in range(start, end, step)]
     assert centers == pytest.approx(starts, abs=1e-6)
     ticks = [t for t in ax.get_xticks() if starts[0] <= t <= starts[-1]]
     assert len(ticks) >= 2 and all(min(abs(t - c) for c in centers) < 1e-6 for t in ticks)
