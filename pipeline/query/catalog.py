@@ -28,7 +28,7 @@ _SAMPLE_ARGS = {
     "last_day": "DATE '1970-01-01'", "clouds": "['aws', 'azure']", "failures_only": "false",
     "bucket": "'day'", "dimension": "'cloud'", "dimensions": "['cloud']",
     "months": "[]::DATE[]", "skip_months": "[]::DATE[]", "snap_kind": "'nodes'",
-    "src": "''",
+    "src": "''", "ingest_kind": "'events'",
 }
 
 
