@@ -26,15 +26,23 @@ FORMATS = ("text", "csv", "json", "markdown", "parquet")
               help="Write the result to this file (written aside, renamed when complete).")
 @click.option("--width", type=click.IntRange(min=20),
               help="Text width (default: $COLUMNS, the terminal's, else 80).")
+@click.option("--at", "at", metavar="TIME",
+              help="The instant getvariable('now') holds (RFC 3339 or date; default: now).")
 @click.option("--list", "list_", is_flag=True,
               help="List the relations (views, macros, datasets) with description, grain, inputs.")
 @click.option("--describe", "describe", metavar="NAME", help="Show one relation and its columns.")
 @click.pass_context
 @friendly
-def sql_cmd(ctx, query, file, fmt, out, width, list_, describe) -> None:
+def sql_cmd(ctx, query, file, fmt, out, width, at, list_, describe) -> None:
     """Run one read-only query (QUERY, '-' for stdin, or --file) over the store with every view
     and macro loaded. Only queries run (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE);
-    nothing outside the store can be read and nothing written."""
+    nothing outside the store can be read and nothing written. getvariable('now') is the time
+    of the invocation (or --at), in UTC."""
+    from datetime import UTC, datetime
+
+    from pipeline.timeutil import parse_instant
+
+    now = parse_instant(at) if at else datetime.now(UTC)
     if fmt == "parquet" and not out:
         raise InputError("--format parquet writes a file: give --out FILE")
     text_width = terminal_width(width) if fmt == "text" and not out else None
@@ -43,7 +51,7 @@ def sql_cmd(ctx, query, file, fmt, out, width, list_, describe) -> None:
             raise InputError("--list and --describe take no query")
         return _catalog(ctx, describe, fmt, out, text_width)
     sql = _query_text(query, file)
-    _run(ctx, sql, fmt, out, text_width)
+    _run(ctx, sql, fmt, out, text_width, now)
 
 
 def _query_text(query: str | None, file: str | None) -> str:
@@ -80,14 +88,14 @@ def _output(out: str | None):
         part.unlink(missing_ok=True)
 
 
-def _run(ctx, sql: str, fmt: str, out: str | None, width: int | None) -> None:
+def _run(ctx, sql: str, fmt: str, out: str | None, width: int | None, now) -> None:
     import duckdb
     import pyarrow as pa
 
     from pipeline.publish.results import write_results
     from pipeline.query.sandbox import first_line, open_read_only, run
 
-    with open_read_only(store_of(ctx)) as con:
+    with open_read_only(store_of(ctx), now) as con:
         reader = run(con, sql)
         try:
             with _output(out) as sink:

@@ -28,7 +28,7 @@ from pipeline.publish.history import DAY_NS, cut, go_duration, md_cell
 from pipeline.report.gofmt import go_bytes, rfc3339nano
 
 FORMATS = ("text", "csv", "json", "markdown", "parquet")
-MIN_COLUMN = 6  # a column is never cut narrower than this
+MIN_COLUMN = 5  # a column is never cut narrower than this (`ab...`)
 _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
@@ -150,7 +150,7 @@ class _Text:
 
     def batch(self, columns: list[list]) -> None:
         cells = [[" ".join(text_value(v).splitlines()) for v in col] for col in columns]
-        self.widths = [max(w, *map(len, col)) for w, col in zip(self.widths, cells, strict=True)]
+        self.widths = [max([w, *map(len, col)]) for w, col in zip(self.widths, cells, strict=True)]
         caps = fit(self.widths, self.width)
         lines = []
         if not self.started:

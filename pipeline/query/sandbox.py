@@ -19,6 +19,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,7 @@ import pyarrow as pa
 
 from pipeline.query import analytics, views
 from pipeline.store import Store
-from pipeline.timeutil import InputError
+from pipeline.timeutil import InputError, to_ns
 
 BATCH_ROWS = 10_000
 
@@ -44,9 +45,12 @@ def store_prefix(store: Store) -> str:
 
 
 @contextlib.contextmanager
-def open_read_only(store: Store | str) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_read_only(store: Store | str, now: datetime | None = None
+                   ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A locked, read-only connection over `store` with every view and macro (and the store's
-    failure_reasons.csv rules) loaded; its scratch folder is removed on exit."""
+    failure_reasons.csv rules) loaded, and `now` (UTC) as the variable `now` (TIMESTAMP_NS,
+    `getvariable('now')`), so that a query can be pinned to an instant; its scratch folder is
+    removed on exit."""
     store = store if isinstance(store, Store) else Store(store)
     scratch = Path(tempfile.mkdtemp(prefix="discovery-history-sql-"))
     try:
@@ -56,6 +60,8 @@ def open_read_only(store: Store | str) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             texts = [p.read_text() for p in views.sql_files()]
             views.set_files(con, store, store.manifest(), texts)
+            if now is not None:
+                con.execute("SET VARIABLE now = make_timestamp_ns($1)", [to_ns(now)])
             lock_down(con, store_prefix(store), scratch / "spill")
             yield con
         finally:
@@ -82,14 +88,15 @@ def check_query(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
         raise SqlError(first_line(e)) from None
-    except ValueError:  # a statement type the Python client has no name for (UPDATE EXTENSIONS)
-        raise SqlError("only queries are allowed (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
-                       "SUMMARIZE): this one is not") from None
     if not statements:
         raise SqlError("no SQL statement given")
     if len(statements) > 1:
         raise SqlError(f"one statement at a time (got {len(statements)})")
-    kind = statements[0].type
+    try:
+        kind = statements[0].type
+    except ValueError:  # a statement type the Python client has no name for (UPDATE EXTENSIONS)
+        raise SqlError("only queries are allowed (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
+                       "SUMMARIZE): this statement is not one") from None
     if kind != duckdb.StatementType.SELECT:
         raise SqlError(f"only queries are allowed (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
                        f"SUMMARIZE), not {kind.name}: this command reads the store, never writes")
