@@ -13,8 +13,8 @@ import duckdb
 
 from pipeline.query import rollups
 from pipeline.store import Store
-from pipeline.store.manifest import Manifest
 from pipeline.store.layout import DATASETS, ROLLUPS
+from pipeline.store.manifest import Manifest
 
 
 def sql_dir() -> Path:
