@@ -158,9 +158,6 @@ NODES_ERRORS = [
         ["nodes", "--last", "1h", "--from", "2026-05-04"], ["--last", "--from"], id="last-with-from"
     ),
     pytest.param(
-        ["nodes", "--last", "1h", "--to", "2026-05-04"], ["--last", "--to"], id="last-with-to"
-    ),
-    pytest.param(
         ["nodes", "--from", "2026-05-04", "--to", "2026-05-03"],
         ["--to", "after --from"],
         id="to-before-from",
@@ -170,7 +167,7 @@ NODES_ERRORS = [
         ["after --from"],
         id="to-equals-from-other-offset",
     ),
-    pytest.param(["nodes", "--to", "2026-05-04"], ["--to needs --from"], id="to-without-from"),
+    pytest.param(["nodes", "--format", "xml"], ["--format", "'xml'", "--help"], id="bad-format"),
     pytest.param(
         ["nodes", "--from", "last tuesday"], ["invalid time 'last tuesday'"], id="bad-from"
     ),
@@ -182,6 +179,14 @@ def test_nodes_input_errors_are_one_line(lake: Path, tmp_path: Path, args, fragm
     pytest.importorskip("pipeline.report.render")
     p = run(["--store", str(lake), *args], tmp_path)
     assert_one_line_error(p, *fragments)
+
+
+def test_nodes_to_alone_or_with_last_ends_the_window_there(lake: Path, tmp_path: Path) -> None:
+    explicit = run(["--store", str(lake), "nodes", "--from", "2026-05-04T09:05:00Z", "--to",
+                    "2026-05-04T10:05:00Z", "--format", "json"], tmp_path)
+    for args in (["--to", "2026-05-04T10:05:00Z"], ["--last", "1h", "--to", "2026-05-04T10:05:00Z"]):
+        p = run(["--store", str(lake), "nodes", *args, "--format", "JSON"], tmp_path)
+        assert (p.returncode, p.stdout) == (0, explicit.stdout), p.stderr
 
 
 def test_nodes_missing_store_is_one_line(tmp_path: Path) -> None:
@@ -483,11 +488,20 @@ def test_parse_clouds_rejects(value: str) -> None:
 
 
 def test_resolve_window() -> None:
-    from datetime import timedelta
+    from pipeline.timeutil import to_ns
 
-    assert resolve_window(None, None, None, T0) == (T0 - timedelta(hours=1), T0)  # default 1h
-    assert resolve_window("90m", None, None, T0) == (T0 - timedelta(minutes=90), T0)
-    assert resolve_window(None, "2026-05-04T09:00:00Z", None, T0) == (T0 - timedelta(hours=1), T0)
+    now, h = to_ns(T0), 3600 * 10**9
+    assert resolve_window(None, None, None, now) == (now - h, now)  # default 1h
+    assert resolve_window("90m", None, None, now) == (now - 90 * 60 * 10**9, now)
+    assert resolve_window(None, "2026-05-04T09:00:00Z", None, now) == (now - h, now)
+    # every digit typed counts; --to alone ends the default window there (None: all history)
+    assert resolve_window(None, "2026-05-04T09:00:00.000000001Z", "2026-05-04T09:00:00.5Z",
+                          now) == (now - h + 1, now - h + 5 * 10**8)
+    assert resolve_window(None, None, "2026-05-04T09:00:00Z", now) == (now - 2 * h, now - h)
+    assert resolve_window(None, None, "2026-05-04T09:00:00Z", now, None) == (0, now - h)
+    assert resolve_window("2h", None, "2026-05-04T09:00:00Z", now) == (now - 3 * h, now - h)
+    with pytest.raises(InputError, match="--to 2026-05-04 is not after --from 2026-05-04T09:00"):
+        resolve_window(None, "2026-05-04T09:00", "2026-05-04", now)
 
 
 @pytest.mark.parametrize(
