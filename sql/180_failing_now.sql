@@ -1,5 +1,5 @@
 -- failing_now(from_ts, to_ts): instances whose newest install attempt in [from_ts, to_ts) failed
--- (newest by time, then attempt_id, as instance_history picks), counted per cloud, account,
+-- (newest by time, then event index, then uid: the tie rule), counted per cloud, account,
 -- region and failure reason (the failure_reasons rule the attempt matched, else 'Unknown'): the
 -- labels of the metric discovery_history_instances_failing, bounded by the fleet's accounts and
 -- regions and by the rule table, never by raw output. Order: cloud, account_id, region, reason.
@@ -9,7 +9,7 @@ WITH pick_newest AS (
     SELECT cloud, account_id, region, is_failure, reason
     FROM classified_attempts(from_ts, to_ts)
     QUALIFY row_number() OVER (
-        PARTITION BY cloud, instance_key ORDER BY time DESC, attempt_id DESC
+        PARTITION BY cloud, instance_key ORDER BY time DESC, ei DESC, uid DESC
     ) = 1
 )
 SELECT cloud, account_id, region, reason, count(*) AS instances

@@ -75,14 +75,14 @@ def test_failing_instances_match_instance_history(demo_store, exposition):
 
 
 def test_attempts_of_the_last_hour_match_the_runs(demo_store, exposition):
-    with connect(demo_store) as con:  # the window's events, one attempt per SSM command
-        last_hour = con.execute(
-            "SELECT cloud, count(*), count(*) FILTER (WHERE is_failure) FROM ("
-            "  SELECT cloud, arg_max(is_failure, (time, ei, uid)) AS is_failure FROM runs"
-            "  WHERE instance_key <> '' AND time >= make_timestamp_ns($1)"
-            "    AND time < make_timestamp_ns($2)"
+    with connect(demo_store) as con:  # an SSM command's steps are one attempt, failed when
+        last_hour = con.execute(       # any step failed, in the window of its last step
+            "SELECT cloud, count(*), count(*) FILTER (WHERE failed) FROM ("
+            "  SELECT cloud, bool_or(is_failure) AS failed, max(time) AS last_step FROM runs"
+            "  WHERE instance_key <> ''"
             "  GROUP BY cloud, instance_key, CASE WHEN cloud = 'aws' AND "
-            "    coalesce(command_id, '') <> '' THEN command_id ELSE uid END)"
+            "    coalesce(command_id, '') NOT IN ('', 'no-command') THEN command_id ELSE uid END)"
+            "WHERE last_step >= make_timestamp_ns($1) AND last_step < make_timestamp_ns($2) "
             "GROUP BY cloud", [ns(NOW - timedelta(hours=1)), ns(NOW)]).fetchall()
     parsed = samples(exposition)
     attempts = by_name(parsed, "discovery_history_attempts_last_hour")

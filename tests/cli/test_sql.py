@@ -320,10 +320,13 @@ def test_the_readme_has_five_sre_queries():
 
 def _attempts(store: Path, days: int) -> list[dict]:
     with connect(store) as con:
-        return con.sql(
-            "SELECT * REPLACE (epoch_ns(time) AS time) FROM classified_attempts("
-            "make_timestamp_ns($1) - to_days($2), make_timestamp_ns($1)) ORDER BY time, attempt_id",
-            params=[int(DEMO_END.timestamp()) * 10**9, days]).to_arrow_table().to_pylist()
+        table = con.sql(
+            "SELECT * FROM classified_attempts(make_timestamp_ns($1) - to_days($2), "
+            "make_timestamp_ns($1)) ORDER BY time, ei, uid",
+            params=[int(DEMO_END.timestamp()) * 10**9, days]).to_arrow_table()
+    return table.cast(pa.schema([  # timestamps as integer ns: Python datetimes drop them
+        pa.field(f.name, pa.int64()) if pa.types.is_timestamp(f.type) else f
+        for f in table.schema])).to_pylist()
 
 
 def _by_instance(attempts: list[dict]) -> dict[tuple, list[dict]]:
