@@ -28,7 +28,7 @@ def friendly(fn: Callable) -> Callable:
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from pipeline.ingest.snapshots import SnapshotError
-        from pipeline.report.gofmt import GoYAMLError
+        from pipeline.report.goyaml import GoYAMLError
         from pipeline.report.table import TableWidthError
         from pipeline.sources import SourceError
         from pipeline.store import StoreError

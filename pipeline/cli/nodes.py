@@ -32,6 +32,7 @@ FORMATS = ("text", "json", "yaml", "csv", "markdown")
 def nodes_cmd(ctx, last, start, end, cloud, failures_only, fmt, width) -> None:
     """The `tctl discovery nodes` report for any window, from the stored history."""
     from pipeline.query.views import connect
+    from pipeline.report.goyaml import GoYAMLError
     from pipeline.report.nodes import nodes_report
     from pipeline.report.render import RENDERERS
 
@@ -39,6 +40,11 @@ def nodes_cmd(ctx, last, start, end, cloud, failures_only, fmt, width) -> None:
     clouds = parse_clouds(cloud)
     with connect(store_of(ctx)) as con:
         rows = nodes_report(con, frm, to, clouds, failures_only)
-    out = RENDERERS[fmt](rows, width=terminal_width(width)) if fmt == "text" else RENDERERS[fmt](rows)
+    try:
+        out = RENDERERS[fmt](rows, width=terminal_width(width)) if fmt == "text" else RENDERERS[fmt](rows)
+    except GoYAMLError as e:  # as tctl: the documents before the refused row are printed first
+        sys.stdout.buffer.write(e.partial)
+        sys.stdout.flush()
+        raise
     sys.stdout.buffer.write(out)
     sys.stdout.flush()

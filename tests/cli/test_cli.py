@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -462,6 +463,38 @@ def test_width_flag_and_columns_env_change_the_table(lake: Path, tmp_path: Path)
     assert run([*base, "--width", "200"], tmp_path, COLUMNS="60").stdout == wide_flag  # flag wins
     for bad in ("abc", "0", ""):
         assert run(base, tmp_path, COLUMNS=bad).stdout == default
+
+
+def test_nodes_yaml_prints_the_documents_before_a_refused_row(tmp_path: Path) -> None:
+    """As tctl: earlier documents are on stdout when yaml.v2 refuses a later row (DEL)."""
+    pytest.importorskip("pipeline.report.render")
+    events = tmp_path / "events"
+    write_lines(events / "auth" / "2026-05-04.00:00:00.log", [
+        make_run("i-0a", uid="y-1"),
+        make_run("i-0b", "TDS00W", at=T0 - timedelta(minutes=1), exit_code=1, stderr="bell\x7f",
+                 uid="y-2"),
+    ])
+    store = tmp_path / "lake"
+    assert run(["--store", str(store), "ingest", "events", str(events)], tmp_path).returncode == 0
+    p = run(["--store", str(store), "nodes", *WINDOW, "--format", "yaml"], tmp_path)
+    assert p.returncode == 1
+    assert p.stdout.startswith("aws:\n") and p.stdout.endswith("time: \"2026-05-04T10:00:00Z\"\n---\n")
+    assert p.stdout.count("instance_id:") == 1
+    assert len(p.stderr.splitlines()) == 1 and "U+007F" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_nodes_narrow_widths(lake: Path, tmp_path: Path) -> None:
+    """W = 11..15: Go's integer division makes the cap 0, nothing is cut; W <= 10 (where tctl
+    panics): one clear line, exit 1."""
+    pytest.importorskip("pipeline.report.render")
+    base = ["--store", str(lake), "nodes", *WINDOW]
+    uncut = run([*base, "--width", "11"], tmp_path)
+    assert uncut.returncode == 0 and "123456789012 " in uncut.stdout
+    assert "2026-05-04T10:00:00Z " in uncut.stdout and "12345..." not in uncut.stdout
+    assert run([*base, "--width", "15"], tmp_path).stdout == uncut.stdout
+    line = assert_one_line_error(run([*base, "--width", "10"], tmp_path), "table too narrow",
+                                 "at least 11")
+    assert "--format json" in line or "--width" in line
 
 
 # --------------------------------------------------------------------------- pure helpers
