@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     report_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     report_sender: str = "discovery-history@localhost"
     report_summary_days: int = Field(7, ge=1)
+    # a mailed report is never changed; a later build that differs is a new version, mailed
+    # as a correction ("mail") or only kept beside it ("keep")
+    report_corrections: Literal["mail", "keep"] = "mail"
     smtp_conn_id: str = "smtp_default"
     smtp_host: str | None = None  # used when the Airflow connection does not exist
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -263,12 +266,18 @@ def _truthy(v: Any) -> bool:
     return v is True or str(v).strip().lower() in ("1", "true", "yes", "on")
 
 
-def report_dir(settings: Settings, window: RunWindow) -> str:
-    """Where a report lives: `<reports>/<label>/`, `<store>/reports/<label>/` by default (a
-    local store; a store on object storage needs the `reports` setting: a local folder)."""
+def reports_root(settings: Settings) -> str:
+    """The reports folder: the `reports` setting, `<store>/reports/` by default (a local store;
+    a store on object storage needs the `reports` setting: a local folder)."""
     if settings.reports:
-        return os.path.join(settings.reports, window.label)
+        return settings.reports
     if "://" in settings.store and not settings.store.startswith("file://"):
         raise ConfigError(f"the store {settings.store} is on object storage: set "
                           f"{ENV_PREFIX}REPORTS to a local folder for the report files")
-    return os.path.join(settings.store.removeprefix("file://"), "reports", window.label)
+    return os.path.join(settings.store.removeprefix("file://"), "reports")
+
+
+def report_dir(settings: Settings, window: RunWindow) -> str:
+    """Where a report's first version lives: `<reports_root>/<label>/` (later versions of a
+    mailed report: `pipeline.report.publish`)."""
+    return os.path.join(reports_root(settings), window.label)
