@@ -141,8 +141,8 @@ def discovery_report():
     @task
     def mail_report(report: dict) -> dict:
         """Mail the page with the CSV attached, once per report version."""
-        from pipeline.publish.mail import send_report
-        from pipeline.schedule.config import airflow_settings, smtp_from_airflow
+        from pipeline.publish.mail import send_report, smtp_connection_exists
+        from pipeline.schedule.config import airflow_settings
 
         settings = airflow_settings()
         if not report["mail"]:
@@ -152,13 +152,13 @@ def discovery_report():
             return {"sent": False, "reason": reason}
         if not settings.report_recipients:
             return {"sent": False, "reason": "no report_recipients configured"}
-        smtp = smtp_from_airflow(settings)
-        if smtp is None:
+        if not smtp_connection_exists(settings.smtp_conn_id):
             return {"sent": False, "reason": f"no SMTP connection {settings.smtp_conn_id!r}"}
         what = (f"{report['label']} (correction, version {report['version']})"
                 if report["correction"] else report["label"])
         subject = f"Teleport discovery failures {what}: {report['failures']} instance(s)"
-        return send_report(report["dir"], smtp=smtp, sender=settings.report_sender,
+        return send_report(report["dir"], conn_id=settings.smtp_conn_id,
+                           sender=settings.report_sender,
                            recipients=settings.report_recipients, subject=subject,
                            now=datetime.now(UTC))
 

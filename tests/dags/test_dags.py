@@ -358,7 +358,7 @@ def test_report_dag_mails_the_day_once_through_smtp(dags, fleet, smtp_server, mo
     assert "&lt;script&gt;" in page and "<script" not in page
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["failures-2026-05-04.csv"]
-    table = list(csv.DictReader(io.StringIO(attachments[0].get_content())))
+    table = list(csv.DictReader(io.StringIO(attachments[0].get_content().decode())))
     assert [r["InstanceKey"] for r in table] == [r.key for r in expected]
     assert any(SCRIPT in r["Details"] for r in table)  # the CSV keeps the full, raw output
 
@@ -382,10 +382,8 @@ def test_report_delivery_failure_fails_the_mail_task(dags, fleet, monkeypatch):
     assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
-def test_report_mail_falls_back_to_smtp_settings_then_to_not_mailing(dags, fleet, smtp_server,
-                                                                     monkeypatch):
-    from tests.dags.conftest import SMTP_USER
-
+def test_report_mail_goes_through_the_airflow_connection_or_not_at_all(dags, fleet, smtp_server,
+                                                                       monkeypatch):
     port, inbox = smtp_server
     _prepare_day(fleet)
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_CONN_ID", "smtp_not_defined")
@@ -398,12 +396,17 @@ def test_report_mail_falls_back_to_smtp_settings_then_to_not_mailing(dags, fleet
     assert inbox.messages == []
     assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
-    for k, v in {"HOST": "127.0.0.1", "PORT": str(port), "USER": SMTP_USER,
-                 "PASSWORD": SMTP_PASSWORD}.items():
-        monkeypatch.setenv(f"DISCOVERY_HISTORY_SMTP_{k}", v)
+    # the settings of the former hand-built client fail the task, naming the connection to use
+    monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_HOST", "127.0.0.1")
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
+    assert state(run) == "failed" and inbox.messages == []
+    monkeypatch.delenv("DISCOVERY_HISTORY_SMTP_HOST")
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_NOT_DEFINED", smtp_connection(port))
     run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
     assert state(run) == "success", states(run)
-    assert [(m[0], m[1]) for m in inbox.messages] == [("history@example.com", ["ops@example.com"])]
+    # the connection's from_email extra wins over the report_sender setting
+    assert [(m[0], m[1]) for m in inbox.messages] == [("discovery@example.com", ["ops@example.com"])]
     assert (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
