@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.store import coverage as cov
 from pipeline.store import lease, remote
 from pipeline.store.errors import LeaseLost, StoreError, StoreLocked
 from pipeline.store.layout import DATASETS, INDEXED, SCHEMA_VERSION, UID_INDEX
@@ -39,8 +40,11 @@ def new_ingest_id(now: datetime | None = None) -> str:
 
 @dataclass
 class Manifest:
-    """What is committed: per dataset, the data files (relative to the dataset folder); and the
-    files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when).
+    """What is committed: per dataset, the data files (relative to the dataset folder); the
+    files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when);
+    and the event-time windows the store holds whole (`coverage`, see `pipeline.store.coverage`:
+    recorded by the ingests that read every source file of their window, committed with their
+    data, so a reader never sees a window as covered before its events are visible).
 
     `schema_version` is the oldest layout a committed file may have (a write keeps it; only a
     migration raises it). `uid_index` is the format of the uid index (`pipeline.store.uidindex`)
@@ -51,25 +55,29 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     datasets: dict[str, list[str]] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
+    coverage: list[cov.Interval] = field(default_factory=list)
     uid_index: int = 0
 
     def to_json(self) -> str:
-        doc = {
+        d = {
             "format": 1,
             "schema_version": self.schema_version,
             "version": self.version,
             "datasets": {k: sorted(v) for k, v in sorted(self.datasets.items())},
             "retired": dict(sorted(self.retired.items())),
         }
+        if self.coverage:  # absent until a first complete window (older stores read the same)
+            d["coverage"] = cov.to_json(self.coverage)
         if self.uid_index:
-            doc["uid_index"] = self.uid_index
-        return json.dumps(doc, indent=1)
+            d["uid_index"] = self.uid_index
+        return json.dumps(d, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         d = json.loads(text)
         return cls(version=d["version"], schema_version=d["schema_version"],
                    datasets=d["datasets"], retired=d.get("retired", {}),
+                   coverage=cov.from_json(d.get("coverage", [])),
                    uid_index=int(d.get("uid_index", 0)))
 
     def kept(self) -> set[str]:
@@ -169,6 +177,17 @@ class Store:
                 raise StoreError(str(e)) from None
         return self._objects
 
+    def coverage(self) -> list[cov.Interval]:
+        """The committed coverage: the event-time windows this store holds whole."""
+        return self.manifest().coverage
+
+    def cover(self, start: datetime, end: datetime, timeout: float = 60.0) -> Manifest:
+        """Commit that the store holds every event of [start, end) (for writers whose data went
+        in by another commit, such as a spool drain); a no-op when it already does."""
+        with self.writer(timeout=timeout) as w:
+            w.cover(start, end)
+            return w.commit()
+
     def files(self, dataset: str, manifest: Manifest | None = None) -> list[str]:
         """Paths (or URLs) of a dataset's committed files, the zero-row schema file first."""
         m = manifest or self.manifest()
@@ -224,7 +243,8 @@ class Store:
         records = remote.staging_records(self.fs, self._base)
         if records:
             m = Manifest(version=m.version + 1, schema_version=m.schema_version,
-                         datasets=m.datasets, retired=m.retired, uid_index=m.uid_index)
+                         datasets=m.datasets, retired=m.retired, coverage=m.coverage,
+                         uid_index=m.uid_index)
             etag = self._write_manifest(m, etag)
         remote.sweep(self.fs, self._base, kept, records)
         return m, etag
@@ -320,6 +340,7 @@ class Writer:
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
         self._intents: list[str] = []
+        self._coverage: list[cov.Interval] = list(self.base.coverage)
 
     def scratch(self, name: str) -> Path:
         """A local path inside this writer's staging folder (removed after the write)."""
@@ -375,9 +396,19 @@ class Writer:
         for rel in rels:
             self.store._delete(f"{dataset}/{rel}")
 
+    def cover(self, start: datetime, end: datetime) -> None:
+        """Record at commit that the store holds every event of [start, end): call it only when
+        this write read every source that can hold events of the window."""
+        self._coverage = cov.merge([*self._coverage, (start, end)])
+
+    def uncover_before(self, cutoff: datetime) -> None:
+        """Forget coverage before `cutoff` at commit (retention dropped those events)."""
+        self._coverage = cov.clip(self._coverage, cutoff)
+
     @property
     def changed(self) -> bool:
-        return any(self._added.values()) or any(self._removed.values())
+        return (any(self._added.values()) or any(self._removed.values())
+                or self._coverage != self.base.coverage)
 
     def commit(self) -> Manifest:
         """Publish the staged changes atomically; a no-op when nothing changed."""
@@ -402,7 +433,8 @@ class Writer:
         retired = {rel: at for rel, at in current.retired.items() if rel not in self._expired}
         retired |= {f"{name}/{rel}": now for name, rels in self._removed.items() for rel in rels}
         new = Manifest(version=current.version + 1, schema_version=self.schema_version,
-                       datasets=datasets, retired=retired, uid_index=self.uid_index)
+                       datasets=datasets, retired=retired, coverage=self._coverage,
+                       uid_index=self.uid_index)
         self._etag = self.store._write_manifest(new, self._etag)
         self._clear_intents()
         self.base = new
