@@ -3,10 +3,11 @@ so that an ingest finds a uid stored anywhere (another day, another cloud) at a 
 follows its input, not the history.
 
 Files: `uid_index/<dataset>/part-<ingest id>-<n>-r<rows>.arrow`, Arrow IPC without compression,
-so that a lookup memory-maps them and its binary search touches only the pages it needs (a few
-per probed uid). Columns: `uid_hash` (UINT64, ascending; `md5_number_upper(uid)`: the first 8
-bytes of the uid's MD5, stable across DuckDB versions) and `part` (an unsigned code into the
-partition folders listed in the file's schema metadata). 10 bytes per stored event.
+so that a lookup memory-maps them and its binary search reads only the pages it needs, in
+record batches of about SLICE_ROWS entries (a lookup pays per batch). Columns: `uid_hash`
+(UINT64, ascending; `md5_number_upper(uid)`: the first 8 bytes of the uid's MD5, stable across
+DuckDB versions) and `part` (an unsigned code into the partition folders listed in the file's
+schema metadata). 10 bytes per stored event.
 
 Each write that stores events adds one file holding their entries; then the newest files are
 merged (size-tiered: a file stays only while it holds more than RATIO times the rows of every
@@ -199,12 +200,28 @@ def write_file(path: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], par
                        metadata={"parts": json.dumps(parts), "format": str(FORMAT)})
     rows = 0
     with pa.OSFile(str(path), "wb") as out, pa.ipc.new_file(out, schema) as w:
-        for h, c in batches:
-            if len(h):
-                w.write_batch(pa.record_batch([pa.array(h, pa.uint64()), pa.array(c, code)],
-                                              schema=schema))
-                rows += len(h)
+        for h, c in _coalesced(batches):
+            w.write_batch(pa.record_batch([pa.array(h, pa.uint64()), pa.array(c, code)],
+                                          schema=schema))
+            rows += len(h)
     return rows
+
+
+def _coalesced(batches: Iterable[tuple[np.ndarray, np.ndarray]]
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The batches joined into about SLICE_ROWS entries each (DuckDB hands out small ones; a
+    lookup pays per batch), empty ones dropped."""
+    hs, cs, n = [], [], 0
+    for h, c in batches:
+        if len(h):
+            hs.append(h)
+            cs.append(c)
+            n += len(h)
+        if n >= SLICE_ROWS:
+            yield np.concatenate(hs), np.concatenate(cs)
+            hs, cs, n = [], [], 0
+    if n:
+        yield np.concatenate(hs), np.concatenate(cs)
 
 
 def place(w: Writer, dataset: str, path: Path, rows: int) -> str:

@@ -192,7 +192,7 @@ def test_merges_stream_in_bounded_slices(tmp_path: Path, monkeypatch) -> None:
         w.commit()
     [rel] = uidindex.files_of(store.manifest(), "runs")
     f = uidindex.open_file(store.path("uid_index", rel))
-    assert len(f.hashes) >= 7 and max(len(x) for x in f.hashes) <= 2000
+    assert len(f.hashes) >= 3 and max(len(x) for x in f.hashes) < 2 * 1000
     assert np.array_equal(np.concatenate(f.hashes), np.sort(h))
 
 
