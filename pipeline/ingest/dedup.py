@@ -38,12 +38,12 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
     of the staged events that are not fresh: the first copy of a uid in the input (file order,
     then line order) is fresh unless the store has it; a later copy (or a stored one) with the
     same signature is a `duplicate`, with another a `conflict`. Temp table `judged` holds every
-    staged event of `kind`, narrow."""
+    staged event of `kind`, narrow (with the uid index's hash of its uid, `uid_hash`)."""
     keys = _partition_keys(ds)
     pk = ", ".join(f"{derived(k)} AS {k}" for k in keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE judged AS SELECT source, line_no, uid, {signature(kind)} "
-        f"AS sig, {pk} FROM staged WHERE kind = '{kind}'"
+        f"AS sig, {uidindex.hash_sql()} AS uid_hash, {pk} FROM staged WHERE kind = '{kind}'"
     )
     existing = _stored_signatures(con, store, w, ds, kind)
     # only uids seen more than once are ranked (a window over every event cost more than the
@@ -73,7 +73,7 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
 def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str) -> str:
     """(uid, sig) of the stored copies of the input's uids: read from the partitions the uid
     index names for them, and only those."""
-    parts = uidindex.partitions_holding(con, w, ds.name, "judged")
+    parts = uidindex.partitions_holding(con, w, ds.name, "SELECT uid_hash FROM judged")
     rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/")] in parts]
     if not rels:
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"

@@ -157,7 +157,7 @@ def _index_fresh(con, w: Writer, ds, kind: str) -> None:
     `judged`, dedup's narrow table of this kind, less the rows that are not fresh)."""
     part = uidindex.part_sql((c, c) for c, _ in ds.partition)
     entries = con.sql(
-        f"SELECT {uidindex.hash_sql()} AS uid_hash, {part} AS part FROM judged "
+        f"SELECT uid_hash, {part} AS part FROM judged "
         f"ANTI JOIN verdict_{kind} USING (source, line_no)").to_arrow_table()
     uidindex.add(w, ds.name, entries)
 

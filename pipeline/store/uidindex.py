@@ -112,10 +112,11 @@ def find(f: IndexFile, probes: np.ndarray) -> tuple[np.ndarray, list[str]]:
         if not len(p):
             continue
         left = np.searchsorted(h, p, side="left")
-        right = np.searchsorted(h, p, side="right")
-        n = right - left
-        if not n.any():
+        hit = h[np.minimum(left, len(h) - 1)] == p
+        if not hit.any():
             continue
+        p, left = p[hit], left[hit]  # the right ends only for hits (usually few)
+        n = np.searchsorted(h, p, side="right") - left
         # every matching entry (usually one per hit): positions left .. right-1
         left, n = left[n > 0], n[n > 0]
         pos = np.repeat(left, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
@@ -126,13 +127,13 @@ def find(f: IndexFile, probes: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return np.concatenate(found_h), found_p
 
 
-def partitions_holding(con, w: Writer, dataset: str, relation: str) -> set[str]:
-    """Partition folders of `dataset` that the index says may hold a uid of the `uid` column
-    of `relation` (a DuckDB table on `con`)."""
+def partitions_holding(con, w: Writer, dataset: str, hashes: str) -> set[str]:
+    """Partition folders of `dataset` that the index says may hold a uid whose hash
+    (`hash_sql`) the query `hashes` on `con` returns (one column)."""
     rels = current_files(w, dataset)  # committed, or built by this writer (`ensure`)
     if not rels:
         return set()
-    probes = con.execute(f"SELECT DISTINCT {hash_sql()} AS h FROM {relation}").fetchnumpy()["h"]
+    probes = con.execute(f"SELECT DISTINCT * FROM ({hashes}) t(h) ORDER BY h").fetchnumpy()["h"]
     if w.store.remote:
         local = cache_dir(w.store)
         hits = lookup(w.store, rels, probes, local)
