@@ -99,7 +99,8 @@ def discovery_ingest():
             summary = drain_spool(store, settings.source) or IngestSummary(ingest_id="")
         else:
             paths = settings.event_sources((window.start, window.end))
-            summary = ingest(store, paths, window=(window.start, window.end))
+            summary = ingest(store, paths, window=(window.start, window.end),
+                             time_key=settings.time_key)
         ctx = get_current_context()
         log.info("%s", summary.conservation_line())
         ctx["outlet_events"][HISTORY].extra = {"window_start": window.start.isoformat(),

@@ -104,12 +104,16 @@ def ingest() -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--since", help="Skip events before this time (RFC 3339 or date).")
 @click.option("--until", help="Skip events at or after this time (RFC 3339 or date).")
+@click.option("--time-key", default="time", show_default=True, metavar="KEY",
+              help="Record key holding the event time (Fluentd <inject> time_key); records "
+                   "without it use `time`, else the Fluentd line's time column.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.pass_context
 @friendly
-def ingest_events_cmd(ctx, paths, since, until, as_json) -> None:
+def ingest_events_cmd(ctx, paths, since, until, time_key, as_json) -> None:
     """Ingest ssm.run / azure.run / instance.join events from files, folders, globs or URLs:
-    Teleport file logs, event-handler/Fluentd exports (gzip or not), Athena-layout Parquet."""
+    Teleport file logs, event-handler/Fluentd exports (JSON records or out_file's
+    `<time><TAB><tag><TAB><record>` lines, gzip or not), Athena-layout Parquet."""
     from pipeline.ingest.events import ingest_events
 
     window = None
@@ -120,7 +124,10 @@ def ingest_events_cmd(ctx, paths, since, until, as_json) -> None:
             raise InputError("--until must be after --since")
         window = (start, end)
     progress = Progress("ingest")
-    summary = ingest_events(_store(ctx), list(paths), window=window, progress=progress)
+    if not time_key.strip():
+        raise InputError("--time-key must not be empty")
+    summary = ingest_events(_store(ctx), list(paths), window=window, progress=progress,
+                            time_key=time_key)
     progress.done()
     _report_ingest(summary, as_json)
 
