@@ -155,11 +155,11 @@ def _snapshot_cmd(kind: str):
     return cmd
 
 
-ingest.command("nodes", help="Ingest `tctl get nodes --format=json` output as a node snapshot.")(
+ingest.command("nodes", help="Ingest `tctl get nodes` output (JSON or YAML) as a node snapshot.")(
     _snapshot_cmd("nodes")
 )
 ingest.command(
-    "user-tasks", help="Ingest `tctl get user_tasks --format=json` output as a user-task snapshot."
+    "user-tasks", help="Ingest `tctl get user_tasks` output (JSON or YAML) as a user-task snapshot."
 )(_snapshot_cmd("user_tasks"))
 
 

@@ -68,8 +68,9 @@ def _json(text: str) -> list[Any] | None:
 
 
 def _yaml(text: str) -> list[Any] | None:
-    """YAML documents, each a resource (a mapping) or a list of them; None otherwise. Scalars
-    keep their text where YAML 1.1 would make them timestamps (tctl's times stay RFC 3339)."""
+    """YAML documents, each a resource (a mapping with a `kind`) or a list of them; None
+    otherwise (`user tasks: none` is YAML, but no listing). Scalars keep their text where
+    YAML 1.1 would make them timestamps (tctl's times stay RFC 3339)."""
     import yaml
 
     try:
@@ -78,13 +79,10 @@ def _yaml(text: str) -> list[Any] | None:
         return None
     items: list[Any] = []
     for doc in docs:
-        if isinstance(doc, list) and all(isinstance(d, dict) for d in doc):
-            items.extend(doc)
-        elif isinstance(doc, dict):
-            items.append(doc)
-        else:
-            return None
-    return items or None
+        items.extend(doc if isinstance(doc, list) else [doc])
+    if not items or not all(isinstance(i, dict) and "kind" in i for i in items):
+        return None
+    return items
 
 
 def _loader():
