@@ -200,7 +200,8 @@ def stage_sql(safe: bool = False, source: str = "batch_lines", raw_bytes: str = 
     texts = ",\n    ".join(f"coalesce(j.{_ident(n)}, '') AS {_ident(n)}" for n, k in out if k == "text")
     ints = ",\n    ".join(
         f"coalesce(TRY_CAST(j.{_ident(n)} AS BIGINT), 0) AS {_ident(n)}" for n, k in out if k == "int")
-    when = f"coalesce(j.{_ident(time_key)}, j.time, line_time)"
+    when = ("coalesce(j.time, line_time)" if time_key == models.DEFAULT_TIME_KEY
+            else f"coalesce(j.{_ident(time_key)}, j.time, line_time)")
     fluentd = f"regexp_extract(l, {_q(_FLUENTD_RE)}, ['a', 'b', 'body'])"
     return f"""
 WITH b AS (
