@@ -68,3 +68,13 @@ def parse_instant(text: str) -> datetime:
 def ns_to_datetime(ns: int) -> datetime:
     """Aware UTC datetime from nanoseconds since the epoch (sub-microsecond digits dropped)."""
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+
+def to_ns(t: datetime | int) -> int:
+    """Integer nanoseconds since the epoch for an aware datetime (naive means UTC) or an int."""
+    if isinstance(t, int):
+        return t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000

@@ -11,7 +11,6 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.ingest.events import IngestSummary, log_ingest
-from pipeline.ingest.write import write_table
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
 from pipeline.store.layout import (
@@ -20,6 +19,7 @@ from pipeline.store.layout import (
     SNAPSHOT_LOG,
     USER_TASK_SNAPSHOTS,
 )
+from pipeline.store.write import write_table
 
 AWS_INSTANCE_LABEL = "teleport.dev/instance-id"
 AWS_ACCOUNT_LABEL = "teleport.dev/account-id"

@@ -27,7 +27,7 @@ _EPOCH_RE = r"^([0-9]{1,19})(\.[0-9]{1,9})?$"
 _STORED = {c for ds in (RUNS, JOINS) for c in ds.column_names}  # typed columns of the store
 
 
-def _field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
+def field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
     """JSON key -> (kind, required) with kind in text | int | bool | array | object, read from
     the model."""
     out: dict[str, tuple[str, bool]] = {}
@@ -65,7 +65,7 @@ def _checks(time_key: str) -> list[tuple[str, str]]:
     rules: dict[tuple[str, str], list[str]] = {}
     for event, model in models.MODELS.items():
         rules.setdefault(("tt IS NULL", models.missing_time_reason(time_key)), []).append(event)
-        for name, (kind, required) in _field_kinds(model).items():
+        for name, (kind, required) in field_kinds(model).items():
             if name in ("event", "time"):
                 continue
             f = f"j.{_ident(name)}"
@@ -151,7 +151,7 @@ def extra_sql(kind: str, line: str, parsed: str) -> str:
     there are none (almost always)."""
     fields = sorted({f for ev, m in models.MODELS.items()
                      if (ev == INSTANCE_JOIN) == (kind == "join")
-                     for f in _field_kinds(m) if f in _STORED})
+                     for f in field_kinds(m) if f in _STORED})
     # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
     # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
     known = " + ".join(f"({parsed}.{_ident(f)} IS NOT NULL)::INT" for f in fields)
@@ -188,8 +188,8 @@ def stage_sql(safe: bool = False, source: str = "batch_lines", raw_bytes: str = 
     it). One JSON parse per line (from_json into a struct) plus one for `extra`; text fields read
     as VARCHAR (any JSON value becomes its text, null is empty), integers, booleans, arrays and
     objects checked as the models do."""
-    fields = {**_field_kinds(models.SSMRun), **_field_kinds(models.AzureRun)}
-    fields.update(_field_kinds(models.InstanceJoin))
+    fields = {**field_kinds(models.SSMRun), **field_kinds(models.AzureRun)}
+    fields.update(field_kinds(models.InstanceJoin))
     if time_key not in fields:
         fields[time_key] = ("text", False)
     struct = json.dumps({n: "VARCHAR" if k in ("text", "int") else "JSON"

@@ -1,4 +1,6 @@
-"""The store: hive-partitioned Parquet datasets under one root, committed through a manifest.
+"""Store: hive-partitioned Parquet datasets under one root, committed through a manifest; the
+only writer of Parquet (`write`), its layout, upkeep (`maintenance`: compaction, retention) and
+`verify`.
 
 Layout (`<root>/`):
   _manifest.json          the committed file list of every dataset (atomic replace)
@@ -8,7 +10,7 @@ Layout (`<root>/`):
   runs/cloud=aws/event_date=2026-05-04/part-<ingest-id>-0.parquet
   joins/, quarantine/, node_snapshots/, user_task_snapshots/, snapshot_log/, ingest_log/
 
-Readers (`pipeline.query.connect`) only read files named in the manifest, so a crashed or
+Readers (`pipeline.query.views.connect`) only read files named in the manifest, so a crashed or
 running writer is never half-visible: a commit is one rename of `_manifest.json`.
 """
 

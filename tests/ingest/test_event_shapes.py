@@ -12,7 +12,8 @@ import pytest
 
 from pipeline import models
 from pipeline.ingest.events import ingest_events
-from pipeline.query import connect, nodes_report
+from pipeline.query.views import connect
+from pipeline.report.nodes import nodes_report
 from pipeline.sources.base import lines_batch
 from pipeline.sources.dynamo import item_event
 from pipeline.store import Store

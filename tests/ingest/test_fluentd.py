@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import models
-from pipeline.config import Settings
 from pipeline.ingest.events import ingest_events
+from pipeline.schedule.config import Settings
 from pipeline.store import Store
 from tests.conftest import query
 
