@@ -30,8 +30,9 @@ def signature(kind: str) -> str:
     return f"hash(event, code, {_SECOND}, {key}, {code})"
 
 
-# the event time floored to the second (epoch seconds)
-_SECOND = "(epoch_ns(time) - (epoch_ns(time) % 1000000000 + 1000000000) % 1000000000)"
+# the event time floored to the second, in nanoseconds (HUGEINT: the floor of the earliest
+# storable time is below BIGINT's range)
+_SECOND = "(epoch_ns(time)::HUGEINT - (epoch_ns(time) % 1000000000 + 1000000000) % 1000000000)"
 # fraction digits of the time a copy was read with: of several copies in one input, the most
 # precise is kept (an integer epoch counts by its size: milli-, micro-, nanoseconds)
 _PRECISION = ("CASE WHEN regexp_full_match(time_text, '[0-9]+') THEN CASE WHEN length(time_text) "
