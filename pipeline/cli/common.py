@@ -7,12 +7,11 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import wraps
 
 import click
 
-from pipeline.timeutil import InputError, parse_duration_ns, parse_instant
+from pipeline.timeutil import InputError, parse_duration_ns, parse_instant_ns
 
 ENV_STORE = "DISCOVERY_HISTORY_STORE"
 
@@ -29,7 +28,7 @@ def friendly(fn: Callable) -> Callable:
     @wraps(fn)
     def wrapper(*args, **kwargs):
         from pipeline.ingest.snapshots import SnapshotError
-        from pipeline.report.gofmt import GoYAMLError
+        from pipeline.report.goyaml import GoYAMLError
         from pipeline.report.table import TableWidthError
         from pipeline.sources import SourceError
         from pipeline.store import StoreError
@@ -46,6 +45,34 @@ def friendly(fn: Callable) -> Callable:
             fail("interrupted", 130)
 
     return wrapper
+
+
+class OneLineGroup(click.Group):
+    """The root group, whose usage errors (an invalid choice, a missing argument, an unknown
+    option) keep the one-line contract: `discovery-history: error: …` on stderr, exit status 2,
+    instead of click's usage text."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # a group alone: its help, as click does
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            fail(" ".join(e.format_message().split()) + hint, e.exit_code)
+        except click.ClickException as e:
+            fail(" ".join(e.format_message().split()), e.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def choice(values) -> click.Choice:
+    """A case-insensitive choice (like --cloud): `CSV` is `csv`."""
+    return click.Choice(list(values), case_sensitive=False)
 
 
 class Progress:
@@ -106,20 +133,30 @@ def parse_clouds(value: str) -> list[str]:
     return out
 
 
-def resolve_window(last: str | None, start: str | None, end: str | None, now: datetime):
-    """The half-open window [from, to): --last ends now; --from/--to are explicit."""
-    if last and (start or end):
+def resolve_window(last: str | None, start: str | None, end: str | None, now_ns: int,
+                   default_last: str | None = "1h") -> tuple[int, int]:
+    """The half-open window [from, to) in integer nanoseconds, every typed digit kept: --from
+    [--to] (to: now); --last ending at --to or now; --to alone: `default_last` ending there (None:
+    all history up to it); nothing: `default_last` ending now. A reversed or empty window is an
+    error naming both ends as typed."""
+    if last and start:
         raise InputError("use either --last or --from/--to, not both")
+    to = parse_instant_ns(end) if end else now_ns
     if start:
-        frm = parse_instant(start)
-        to = parse_instant(end) if end else now
+        frm = parse_instant_ns(start)
         if to <= frm:
-            raise InputError(f"--to ({to:%Y-%m-%dT%H:%M:%SZ}) must be after --from")
+            shown = f"--to {end}" if end else f"now ({rfc3339_ns(now_ns)})"
+            raise InputError(f"empty window: {shown} is not after --from {start}")
         return frm, to
-    if end:
-        raise InputError("--to needs --from (or use --last)")
-    span = parse_duration_ns(last or "1h")
-    return now - timedelta(microseconds=span // 1000), now
+    span = last or default_last
+    return (to - parse_duration_ns(span) if span else 0), to
+
+
+def rfc3339_ns(ns: int) -> str:
+    """An instant as RFC 3339 with its nanoseconds (trailing zeros dropped), UTC."""
+    from pipeline.report.gofmt import rfc3339nano
+
+    return rfc3339nano(ns)
 
 
 def terminal_width(explicit: int | None) -> int:

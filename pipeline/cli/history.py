@@ -7,29 +7,30 @@ become one line through `pipeline.cli.common.friendly`.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import click
 
-from pipeline.cli.common import friendly, resolve_window, store_of, terminal_width
+from pipeline.cli.common import choice, friendly, resolve_window, store_of, terminal_width
 from pipeline.publish.history import FORMATS, Column
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_NS = 86_400 * 10**9
+BUCKETS = ("hour", "day")
 DIMENSION_CHOICES = {"cloud": "cloud", "account": "account", "region": "region",
                      "exit-code": "exit_code", "category": "category"}
 KEY_HEADERS = {"cloud": "Cloud", "account": "Account", "region": "Region",
                "exit_code": "Exit code", "category": "Reason"}
-ATTEMPT_TEXT = (
+ATTEMPT_TEXT = (  # Exit: the exit label ('API error' when the Run Command API call failed)
     Column("Time", "time", "time"), Column("Result", "result"),
-    Column("Exit", "exit_code", "int"), Column("Reason", "reason"),
-    Column("Since previous", "since_previous", "duration"), Column("Output", "output"),
+    Column("Exit", "exit_label"), Column("Reason", "reason"),
+    Column("Since previous start", "since_previous", "duration"), Column("Output", "output"),
 )
 ATTEMPT_FULL = (
     Column("Time", "time", "time"), Column("Result", "result"), Column("Code", "code"),
     Column("Exit", "exit_code", "int"), Column("Status", "status"),
     Column("Reason", "reason"), Column("Remedy", "remedy"),
-    Column("Since previous", "since_previous", "duration"), Column("Steps", "steps", "int"),
+    Column("Since previous start", "since_previous", "duration"), Column("Steps", "steps", "int"),
     Column("Attempt", "attempt_id"), Column("UID", "uid"), Column("API error", "api_error"),
     Column("Stdout", "stdout"), Column("Stderr", "stderr"),
 )
@@ -41,20 +42,18 @@ def window_options(default_last: str | None):
         f" Default: --last {default_last}."
 
     def decorate(fn: Callable) -> Callable:
-        fn = click.option("--to", "end", help="Window end (RFC 3339 or date), exclusive; default now.")(fn)
+        fn = click.option("--to", "end", help="Window end (RFC 3339 or date), exclusive; "
+                          "default now. Alone: the default window ending there.")(fn)
         fn = click.option("--from", "start", help="Window start (RFC 3339 or date), inclusive.")(fn)
-        return click.option("--last", help="Window ending now: 30m, 24h, 7d, 2w." + everything)(fn)
+        return click.option("--last", help="Window ending at --to or now: 30m, 24h, 7d, 2w."
+                            + everything)(fn)
 
     return decorate
 
 
-def _window(last, start, end, default_last: str | None):
-    now = datetime.now(UTC)
-    if not (last or start or end):
-        if default_last is None:
-            return EPOCH, now
-        last = default_last
-    return resolve_window(last, start, end, now)
+def _window(last, start, end, default_last: str | None) -> tuple[int, int]:
+    """The window in integer nanoseconds (pipeline.cli.common.resolve_window)."""
+    return resolve_window(last, start, end, time.time_ns(), default_last)
 
 
 def _emit(data: bytes) -> None:
@@ -69,7 +68,7 @@ def _width(fmt: str, width: int | None) -> int | None:
 @click.command("history")
 @click.argument("instance")
 @window_options(None)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=choice(FORMATS), default="text", show_default=True)
 @click.option("--width", type=click.IntRange(min=1), help="Text width (default: terminal, else 80).")
 @click.pass_context
 @friendly
@@ -86,15 +85,22 @@ def history_cmd(ctx, instance, last, start, end, fmt, width) -> None:
         schema_columns,
     )
     from pipeline.query import analytics
+    from pipeline.report.gofmt import rfc3339nano
     from pipeline.timeutil import InputError
 
     frm, to = _window(last, start, end, None)
     with analytics.connect(store_of(ctx)) as con:
         rows = records(analytics.attempts(con, frm, to, instance=instance))
         info = analytics.instance_history(con, frm, to, instance=instance)
+        key, group = analytics.parse_instance(instance)
+        groups = sorted({r["resource_group"] for r in records(
+            analytics.attempts(con, frm, to, instance=key))}) if group and not rows else []
+    if groups:
+        raise InputError(f"no install attempts of instance {instance!r}: VM {key} is in resource "
+                         f"group {', '.join(repr(g) for g in groups)}, not {group!r}")
     if not rows:
         raise InputError(f"no install attempts of instance {instance!r} in "
-                         f"[{frm:%Y-%m-%dT%H:%M:%SZ}, {to:%Y-%m-%dT%H:%M:%SZ}) "
+                         f"[{rfc3339nano(frm)}, {rfc3339nano(to)}) "
                          "(check the id, or widen the window)")
     for r in rows:
         r.update(result="failed" if r["is_failure"] else "ok", output=excerpt(r))
@@ -111,7 +117,7 @@ def history_cmd(ctx, instance, last, start, end, fmt, width) -> None:
 
 def headline(r: dict) -> str:
     """One line about an instance_history record: counts, failure streak, last success, exit
-    codes, duplicate runs, enrolment, online state."""
+    codes, duplicate runs, enrolment and its evidence, online state."""
     from pipeline.publish.history import cell, go_duration, instance_label
 
     where = ", ".join(x for x in (r["cloud"], r["account_id"], r["region"]) if x)
@@ -127,18 +133,32 @@ def headline(r: dict) -> str:
         parts.append(f"exit codes {cell(r['exit_codes'], 'list')}")
     parts.append(f"duplicate runs {r['duplicate_runs']}")
     if r["time_to_enroll"] is not None:
-        parts.append(f"enrolled after {go_duration(r['time_to_enroll'])}")
-    parts.append("online" if r["is_online"] else "not online")
+        parts.append(f"enrolled after {go_duration(r['time_to_enroll'])}{_evidence(r)}")
+    parts.append({True: "online", False: "not online"}.get(
+        r["is_online"], "online state unknown (no node snapshot)"))
     return "; ".join(parts) + "."
+
+
+def _evidence(r: dict) -> str:
+    """What ended the enrolment when it was not a successful attempt: the join, or the node
+    snapshot that first listed the instance."""
+    from pipeline.publish.history import cell
+
+    at = r["first_seen"] + r["time_to_enroll"]
+    if r["first_success"] == at:
+        return ""
+    if r["first_joined"] == at:
+        return f" (agent joined {cell(at, 'time')})"
+    return f" (online in the node snapshot of {cell(at, 'time')})"
 
 
 @click.command("trends")
 @window_options("24h")
-@click.option("--by", "by", type=click.Choice(list(DIMENSION_CHOICES)), default="cloud",
+@click.option("--by", "by", type=choice(DIMENSION_CHOICES), default="cloud",
               show_default=True, help="Group attempts by this dimension (category: failure reason).")
-@click.option("--bucket", type=click.Choice(["hour", "day"]),
+@click.option("--bucket", type=choice(BUCKETS),
               help="Time bucket (UTC); default: hour for windows up to 3 days, else day.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=choice(FORMATS), default="text", show_default=True)
 @click.pass_context
 @friendly
 def trends_cmd(ctx, last, start, end, by, bucket, fmt) -> None:
@@ -146,11 +166,10 @@ def trends_cmd(ctx, last, start, end, by, bucket, fmt) -> None:
     account, region, exit code or failure reason."""
     from pipeline.publish.history import auto_bucket, records, render_table
     from pipeline.query import analytics
-    from pipeline.timeutil import to_ns
 
     frm, to = _window(last, start, end, "24h")
     dim = DIMENSION_CHOICES[by]
-    bucket = bucket or auto_bucket(to_ns(frm), to_ns(to))
+    bucket = bucket or auto_bucket(frm, to)
     with analytics.connect(store_of(ctx)) as con:
         rows = records(analytics.failure_trends(con, frm, to, bucket=bucket, by=dim))
     columns = [Column("Bucket", "bucket_start", "time"), Column(KEY_HEADERS[dim], "key"),
@@ -167,7 +186,7 @@ def trends_cmd(ctx, last, start, end, by, bucket, fmt) -> None:
               help="Folder for index.html, report.md, CSVs and PNG charts (created).")
 @click.option("--trend-days", type=click.IntRange(min=1),
               help="The trend covers this many days before the window end (default: the window).")
-@click.option("--bucket", type=click.Choice(["hour", "day"]),
+@click.option("--bucket", type=choice(BUCKETS),
               help="Trend bucket; default: hour for up to 3 days, else day.")
 @click.option("--all-nodes", is_flag=True, help="Nodes table of every instance, not only failures.")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True,
@@ -178,12 +197,10 @@ def report_cmd(ctx, last, start, end, out, trend_days, bucket, all_nodes, top) -
     """Write the history report of the window: a self-contained HTML page (summary figures,
     failure trend, top reasons, top failing instances, changes, nodes table), Markdown, CSVs
     and PNG charts."""
-    from datetime import timedelta
-
     from pipeline.publish.build import write_history_report
 
     frm, to = _window(last, start, end, "24h")
-    trend_from = to - timedelta(days=trend_days) if trend_days else None
+    trend_from = to - trend_days * DAY_NS if trend_days else None
     say = (lambda step: click.echo(f"report: {step}...", err=True)) if sys.stderr.isatty() \
         else (lambda step: None)
     summary = write_history_report(store_of(ctx).require(), out, start=frm, end=to,

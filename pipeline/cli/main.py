@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.admin import compact_cmd, rollup_cmd, verify_cmd
-from pipeline.cli.common import ENV_STORE
+from pipeline.cli.common import ENV_STORE, OneLineGroup
 from pipeline.cli.demo import demo
 from pipeline.cli.history import history_cmd, report_cmd, trends_cmd
 from pipeline.cli.ingest import ingest
@@ -16,7 +16,7 @@ from pipeline.cli.nodes import nodes_cmd
 from pipeline.cli.receive import receive_cmd
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     envvar=ENV_STORE,

@@ -70,18 +70,20 @@ def trend_figure(rows: Sequence[dict], start_ns: int, end_ns: int, bucket: str):
     width = (1 / 24 if bucket == "hour" else 1) * 0.85
     bottom = [0] * len(starts)
     for (name, values), color in zip(series.items(), COLORS, strict=False):
-        ax.bar(xs, values, width=width, bottom=bottom, label=name, color=color, align="edge")
+        # each bar is centred on its bucket's tick (the day's or hour's start)
+        ax.bar(xs, values, width=width, bottom=bottom, label=name, color=color, align="center")
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_ylabel("failed attempts")
     ax.set_title(f"Failed install attempts per {bucket} (UTC), by reason", loc="left")
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    locator = bucket_locator(len(starts), bucket)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.grid(axis="y", alpha=0.3)
     if not any(bottom):
         ax.text(0.5, 0.5, "No failed attempts in this period", transform=ax.transAxes,
                 ha="center", va="center", color="#666")
     rate_ax = ax.twinx()
-    centers = [_dt(s + (HOUR_NS if bucket == "hour" else DAY_NS) // 2) for s in starts]
-    rate_ax.plot(centers, [None if r is None else r * 100 for r in rates], color="#222",
+    rate_ax.plot(xs, [None if r is None else r * 100 for r in rates], color="#222",
                  marker="o", markersize=3, linewidth=1.2, label="failure rate (%)")
     rate_ax.set_ylim(0, 105)
     rate_ax.set_ylabel("failure rate (% of attempts)")
@@ -91,6 +93,17 @@ def trend_figure(rows: Sequence[dict], start_ns: int, end_ns: int, bucket: str):
         ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.08, 1),
                   fontsize=8, frameon=False)
     return fig
+
+
+def bucket_locator(n: int, bucket: str, most: int = 12):
+    """Ticks on bucket starts only (midnights, or whole hours), every k-th so that at most
+    about `most` are labelled: a bar centred on its bucket's start sits on a tick."""
+    from matplotlib import dates as mdates
+
+    k = max(1, -(-n // most))
+    if bucket == "hour" and k < 24:
+        return mdates.HourLocator(byhour=range(0, 24, k))
+    return mdates.DayLocator(interval=k if bucket == "day" else -(-k // 24))
 
 
 def reasons_figure(rows: Sequence[dict], top: int = 10):

@@ -28,6 +28,7 @@ FORMATS = ("text", "csv", "json", "markdown")
 HOUR_NS = 3600 * 10**9
 DAY_NS = 24 * HOUR_NS
 RATE_FIELDS = ("failure_rate", "share")
+DURATION_FIELDS = ("since_previous", "time_to_enroll", "median_time_to_enroll")  # integer ns
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def schema_columns(table: pa.Table) -> list[Column]:
             return "list"
         if f.name in RATE_FIELDS:
             return "rate"
+        if f.name in DURATION_FIELDS:
+            return "duration"
         return "int" if pa.types.is_integer(f.type) else "text"
     return [Column(f.name, f.name, kind(f)) for f in table.schema]
 
@@ -76,7 +79,8 @@ def records(table: pa.Table) -> list[dict]:
 
 
 def go_duration(ns: int) -> str:
-    """A duration at second precision in Go's style: `0s`, `45s`, `12m5s`, `26h3m0s`."""
+    """Nanoseconds as a duration cut to whole seconds (toward zero), in Go's style: `0s`, `45s`,
+    `12m5s`, `26h3m0s` (1m59.999999999s is `1m59s`, as times are cut to seconds beside it)."""
     sign, s = ("-", -ns // 10**9) if ns < 0 else ("", ns // 10**9)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
@@ -85,15 +89,41 @@ def go_duration(ns: int) -> str:
     return f"{sign}{m}m{sec}s" if m else f"{sign}{sec}s"
 
 
+def go_duration_exact(ns: int) -> str:
+    """Nanoseconds exactly as Go's time.Duration prints them: `1m59.999999999s`, `1.5s`,
+    `250ms`, `1.5µs`, `7ns`, `0s`."""
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+    if u == 0:
+        return "0s"
+    if u < 10**9:
+        unit, div = ("ns", 1) if u < 1000 else ("µs", 1000) if u < 10**6 else ("ms", 10**6)
+        return sign + _decimal(u, div) + unit
+    secs, frac = divmod(u, 10**9)
+    h, rem = divmod(secs, 3600)
+    m, sec = divmod(rem, 60)
+    text = _decimal(sec * 10**9 + frac, 10**9) + "s"
+    if h:
+        return f"{sign}{h}h{m}m{text}"
+    return f"{sign}{m}m{text}" if m else sign + text
+
+
+def _decimal(value: int, div: int) -> str:
+    """value / div in decimal, trailing zeros of the fraction dropped."""
+    whole, frac = divmod(value, div)
+    digits = f"{frac:0{len(str(div)) - 1}d}".rstrip("0") if div > 1 else ""
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
 def cell(value, kind: str, *, exact: bool = False) -> str:
-    """A value as text: times RFC 3339 (nanoseconds when `exact`), rates as percent (a plain
-    number when `exact`), lists comma-joined, NULL as empty."""
+    """A value as text: times RFC 3339 and durations (integer ns) Go-style, both to the second,
+    or to the nanosecond when `exact`; rates as percent (a plain number when `exact`), lists
+    comma-joined, NULL as empty."""
     if value is None:
         return ""
     if kind == "time":
         return rfc3339nano(value) if exact else rfc3339(value)
     if kind == "duration":
-        return go_duration(value)
+        return go_duration_exact(value) if exact else go_duration(value)
     if kind == "rate":
         return repr(float(value)) if exact else f"{float(value) * 100:.1f}%"
     if kind == "list":
@@ -216,6 +246,7 @@ class HistoryReport:
     trend_start_ns: int  # the trend covers [trend_start, end); everything else [start, end)
     bucket: str
     previous: tuple[int, int]  # the period compared with: as long as the window, just before
+    previous_has_data: bool  # run events are stored for `previous` (else: nothing to compare)
     summary: pa.Table
     trends: pa.Table  # failure_trends by category
     reasons: pa.Table
@@ -246,7 +277,8 @@ def collect(con, start: datetime | int, end: datetime | int, *, trend_from=None,
     instances = an.instance_history(con, lo, hi)
     progress("changes since the previous period")
     changes = an.compare_periods(con, previous, (lo, hi))
+    previous_has_data = an.has_runs(con, *previous)
     progress("nodes table")
     nodes = nodes_report(con, lo, hi, failures_only=failures_only)
-    return HistoryReport(lo, hi, trend_lo, bucket, previous, summary, trends, reasons, instances,
-                         changes, nodes, failures_only)
+    return HistoryReport(lo, hi, trend_lo, bucket, previous, previous_has_data, summary, trends,
+                         reasons, instances, changes, nodes, failures_only)

@@ -28,7 +28,7 @@ CHANGES = ("newly failing", "still failing", "recovered", "not retried")
 REASONS_FILE = "failure_reasons.csv"
 REASON_COLUMNS = ("priority", "reason", "match_kind", "pattern", "remedy")
 MATCH_KINDS = ("exit_code", "api_error_like", "output_like")
-DUP_WINDOW = timedelta(minutes=2)  # below discovery's poll interval: two runs this close overlap
+DUP_WINDOW = timedelta(minutes=2)  # two attempts started this close: one is a duplicate
 
 Instant = datetime | int
 
@@ -96,38 +96,67 @@ _W = "make_timestamp_ns($1), make_timestamp_ns($2)"
 
 def instance_key(text: str) -> str:
     """The stored key for what a user types: an EC2 id, a VM id, or tctl's `<rg>/<vm-id>`."""
+    return parse_instance(text)[0]
+
+
+def parse_instance(text: str) -> tuple[str, str | None]:
+    """(key, resource group or None) of what a user types: an EC2 id, a VM id, or tctl's
+    `<resource-group>/<vm-id>` (the group is then checked, not dropped)."""
     text = text.strip()
     if not text:
         raise InputError("instance must not be empty (an EC2 instance id or an Azure VM id)")
-    return text.rsplit("/", 1)[-1]
+    group, _, key = text.rpartition("/")
+    if "/" in text and not (group.strip() and key.strip()):
+        raise InputError(f"instance {text!r}: expected <resource-group>/<vm-id>")
+    return key.strip(), group.strip() or None
+
+
+def _instance_filter(instance: str, first: int) -> tuple[str, list]:
+    """SQL condition and parameters ($first, $first+1) keeping one instance: EC2 ids exactly,
+    VM ids case-insensitively, an Azure resource group (case-insensitive, as Azure's) if given."""
+    key, group = parse_instance(instance)
+    a, b = f"${first}", f"${first + 1}"
+    return (f" WHERE instance_key IN ({a}, lower({a})) AND ({b}::VARCHAR IS NULL"
+            f" OR lower(resource_group) = lower({b}))", [key, group])
+
+
+def _ns_of(d: timedelta) -> int:
+    return (d.days * 86_400 + d.seconds) * 10**9 + d.microseconds * 1000
 
 
 def attempts(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant,
              instance: str | None = None) -> pa.Table:
-    """`classified_attempts` in [start, end), oldest first (then attempt id, cloud, instance:
-    one SSM command on several instances is one attempt each, at the same time); with `instance`,
-    only that instance's (EC2 ids exactly, VM ids case-insensitively)."""
+    """`classified_attempts` in [start, end), in the one attempt order: time, event index, uid
+    (of each attempt's last step), then cloud and instance (one SSM command on several instances
+    is one attempt each); with `instance`, only that instance's (EC2 ids exactly, VM ids
+    case-insensitively, `<rg>/<vm-id>` also by resource group)."""
     sql = f"SELECT * FROM classified_attempts({_W})"
     params: list = _window(start, end)
     if instance is not None:
-        sql += " WHERE instance_key IN ($3, lower($3))"
-        params.append(instance_key(instance))
-    return _run(con, sql + " ORDER BY time, attempt_id, cloud, instance_key", params)
+        cond, more = _instance_filter(instance, 3)
+        sql, params = sql + cond, params + more
+    return _run(con, sql + " ORDER BY time, ei, uid, cloud, instance_key", params)
 
 
 def instance_history(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant, *,
                      instance: str | None = None, dup_window: timedelta = DUP_WINDOW,
                      limit: int | None = None) -> pa.Table:
-    """`instance_history` of [start, end) (most failures first); optionally one instance or the
-    first `limit` rows."""
-    sql = f"SELECT * FROM instance_history({_W}, dup_window := $3)"
-    params: list = [*_window(start, end), dup_window]
+    """`instance_history` of [start, end) (most failures first); optionally one instance (as
+    `attempts` matches it) or the first `limit` rows."""
+    sql = f"SELECT * FROM instance_history({_W}, dup_window_ns := $3)"
+    params: list = [*_window(start, end), _ns_of(dup_window)]
     if instance is not None:
-        sql += " WHERE instance_key IN ($4, lower($4))"
-        params.append(instance_key(instance))
+        cond, more = _instance_filter(instance, 4)
+        sql, params = sql + cond, params + more
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return _run(con, sql, params)
+
+
+def has_runs(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant) -> bool:
+    """Whether any run event is stored for [start, end) (False: no data for that period)."""
+    return con.sql(f"SELECT EXISTS (SELECT 1 FROM runs_in_window({_W}))",
+                   params=_window(start, end)).fetchall()[0][0]
 
 
 def failure_trends(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant, *,
@@ -162,8 +191,8 @@ def top_reasons(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant) ->
 def summary(con: duckdb.DuckDBPyConnection, start: Instant, end: Instant, *,
             dup_window: timedelta = DUP_WINDOW) -> pa.Table:
     """`history_summary` of [start, end): one row per cloud with attempts, then 'all'."""
-    return _run(con, f"SELECT * FROM history_summary({_W}, dup_window := $3)",
-                [*_window(start, end), dup_window])
+    return _run(con, f"SELECT * FROM history_summary({_W}, dup_window_ns := $3)",
+                [*_window(start, end), _ns_of(dup_window)])
 
 
 def reasons(con: duckdb.DuckDBPyConnection) -> pa.Table:

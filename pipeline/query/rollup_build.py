@@ -91,9 +91,8 @@ def _build_trends(con, todo: dict[date, str], out, say) -> None:
     for first, last in _chunks(sorted(todo)):
         say(f"rollup: trends by day, {first} to {last} ({done}/{len(todo)} days done)")
         con.execute("CREATE OR REPLACE TEMP TABLE rollup_chunk AS SELECT * FROM failure_trends_by("
-                    "make_timestamp_ns($1), make_timestamp_ns($2), 'day', $3) "
-                    "WHERE CAST(bucket_start AS DATE) BETWEEN $4 AND $5",
-                    [day_ns(first - DAY), day_ns(last + 2 * DAY), list(TREND_DIMENSIONS), first, last])
+                    "make_timestamp_ns($1), make_timestamp_ns($2), 'day', $3)",
+                    [day_ns(first), day_ns(last + DAY), list(TREND_DIMENSIONS)])
         d = first
         while d <= last:
             if d in todo:

@@ -13,10 +13,12 @@ that defines the relations and, for trends, the failure rules. Readers compare f
 the manifest they opened and ignore a stale rollup, so results never depend on whether
 `pipeline.query.rollup_build.refresh` ran, only how fast they come.
 
-Trends of day D are computed over [D-1, D+2): an install attempt (one SSM command's steps) is
-assumed to lie within 24 hours, so no attempt reaching day D starts before D-1 or ends after D+1
-(SSM's execution timeout defaults to 1 h). The same day decomposition serves the days computed
-live, so a window's result does not depend on which days came from a rollup.
+An attempt belongs to the day of its last step, and its outcome uses all its steps
+(`run_attempts`), so trends of adjacent days add up to the trends of their union: a window's
+whole days come from their rollups and the partial days at its ends are computed alone. To
+find an attempt's steps, `run_attempts` reads a day either side of its window (an attempt's
+steps are assumed to lie within 24 hours; SSM's execution timeout defaults to 1 h), so day D's
+rollup is computed from the runs of days D-1..D+1 and carries their fingerprint.
 """
 
 from __future__ import annotations
@@ -151,8 +153,8 @@ class TrendPlan:
 
 
 def plan_trends(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> TrendPlan:
-    """Days of [lo, hi) (ns) served by fresh rollups: whole days ending at least a day before
-    `hi` (a later end could still add an attempt's newer step); days without runs need nothing."""
+    """Days of [lo, hi) (ns) served by fresh rollups: the days [lo, hi) covers whole; days
+    without runs need nothing; the rest are computed."""
     first, last = day_of(lo), day_of(hi - 1)
     by_day = runs_by_day(committed(con, "runs"))
     want = trend_fingerprints(by_day, sql_version(con) + rules_version(con))
@@ -162,7 +164,7 @@ def plan_trends(con: duckdb.DuckDBPyConnection, lo: int, hi: int) -> TrendPlan:
     d = first
     while d <= last:
         start_ns = day_ns(d)
-        usable = start_ns >= lo and start_ns + 2 * NS_PER_DAY <= hi
+        usable = start_ns >= lo and start_ns + NS_PER_DAY <= hi
         if d not in by_day or (usable and d in ok):
             if d in by_day:
                 rolled[d] = ok[d]
@@ -187,10 +189,9 @@ def trends_sql(plan: TrendPlan, lo: int, hi: int, dimension: str) -> tuple[str, 
         return f"${len(params)}"
 
     for first, last in plan.live:
-        a, b = max(lo, day_ns(first - DAY)), min(hi, day_ns(last + 2 * DAY))
+        a, b = max(lo, day_ns(first)), min(hi, day_ns(last + DAY))
         parts.append(f"SELECT * FROM failure_trends(make_timestamp_ns({bind(a)}), "
-                     f"make_timestamp_ns({bind(b)}), 'day', $1) WHERE CAST(bucket_start AS DATE)"
-                     f" BETWEEN {bind(first)} AND {bind(last)}")
+                     f"make_timestamp_ns({bind(b)}), 'day', $1)")
     if plan.rolled:
         files = bind([plan.rolled[d] for d in sorted(plan.rolled)])
         parts.append("SELECT bucket_start, key, attempts, failures, round(failures / attempts, 4) "

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -158,9 +159,6 @@ NODES_ERRORS = [
         ["nodes", "--last", "1h", "--from", "2026-05-04"], ["--last", "--from"], id="last-with-from"
     ),
     pytest.param(
-        ["nodes", "--last", "1h", "--to", "2026-05-04"], ["--last", "--to"], id="last-with-to"
-    ),
-    pytest.param(
         ["nodes", "--from", "2026-05-04", "--to", "2026-05-03"],
         ["--to", "after --from"],
         id="to-before-from",
@@ -170,7 +168,7 @@ NODES_ERRORS = [
         ["after --from"],
         id="to-equals-from-other-offset",
     ),
-    pytest.param(["nodes", "--to", "2026-05-04"], ["--to needs --from"], id="to-without-from"),
+    pytest.param(["nodes", "--format", "xml"], ["--format", "'xml'", "--help"], id="bad-format"),
     pytest.param(
         ["nodes", "--from", "last tuesday"], ["invalid time 'last tuesday'"], id="bad-from"
     ),
@@ -182,6 +180,14 @@ def test_nodes_input_errors_are_one_line(lake: Path, tmp_path: Path, args, fragm
     pytest.importorskip("pipeline.report.render")
     p = run(["--store", str(lake), *args], tmp_path)
     assert_one_line_error(p, *fragments)
+
+
+def test_nodes_to_alone_or_with_last_ends_the_window_there(lake: Path, tmp_path: Path) -> None:
+    explicit = run(["--store", str(lake), "nodes", "--from", "2026-05-04T09:05:00Z", "--to",
+                    "2026-05-04T10:05:00Z", "--format", "json"], tmp_path)
+    for args in (["--to", "2026-05-04T10:05:00Z"], ["--last", "1h", "--to", "2026-05-04T10:05:00Z"]):
+        p = run(["--store", str(lake), "nodes", *args, "--format", "JSON"], tmp_path)
+        assert (p.returncode, p.stdout) == (0, explicit.stdout), p.stderr
 
 
 def test_nodes_missing_store_is_one_line(tmp_path: Path) -> None:
@@ -459,6 +465,38 @@ def test_width_flag_and_columns_env_change_the_table(lake: Path, tmp_path: Path)
         assert run(base, tmp_path, COLUMNS=bad).stdout == default
 
 
+def test_nodes_yaml_prints_the_documents_before_a_refused_row(tmp_path: Path) -> None:
+    """As tctl: earlier documents are on stdout when yaml.v2 refuses a later row (DEL)."""
+    pytest.importorskip("pipeline.report.render")
+    events = tmp_path / "events"
+    write_lines(events / "auth" / "2026-05-04.00:00:00.log", [
+        make_run("i-0a", uid="y-1"),
+        make_run("i-0b", "TDS00W", at=T0 - timedelta(minutes=1), exit_code=1, stderr="bell\x7f",
+                 uid="y-2"),
+    ])
+    store = tmp_path / "lake"
+    assert run(["--store", str(store), "ingest", "events", str(events)], tmp_path).returncode == 0
+    p = run(["--store", str(store), "nodes", *WINDOW, "--format", "yaml"], tmp_path)
+    assert p.returncode == 1
+    assert p.stdout.startswith("aws:\n") and p.stdout.endswith("time: \"2026-05-04T10:00:00Z\"\n---\n")
+    assert p.stdout.count("instance_id:") == 1
+    assert len(p.stderr.splitlines()) == 1 and "U+007F" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_nodes_narrow_widths(lake: Path, tmp_path: Path) -> None:
+    """W = 11..15: Go's integer division makes the cap 0, nothing is cut; W <= 10 (where tctl
+    panics): one clear line, exit 1."""
+    pytest.importorskip("pipeline.report.render")
+    base = ["--store", str(lake), "nodes", *WINDOW]
+    uncut = run([*base, "--width", "11"], tmp_path)
+    assert uncut.returncode == 0 and "123456789012 " in uncut.stdout
+    assert "2026-05-04T10:00:00Z " in uncut.stdout and "12345..." not in uncut.stdout
+    assert run([*base, "--width", "15"], tmp_path).stdout == uncut.stdout
+    line = assert_one_line_error(run([*base, "--width", "10"], tmp_path), "table too narrow",
+                                 "at least 11")
+    assert "--format json" in line or "--width" in line
+
+
 # --------------------------------------------------------------------------- pure helpers
 
 
@@ -483,11 +521,20 @@ def test_parse_clouds_rejects(value: str) -> None:
 
 
 def test_resolve_window() -> None:
-    from datetime import timedelta
+    from pipeline.timeutil import to_ns
 
-    assert resolve_window(None, None, None, T0) == (T0 - timedelta(hours=1), T0)  # default 1h
-    assert resolve_window("90m", None, None, T0) == (T0 - timedelta(minutes=90), T0)
-    assert resolve_window(None, "2026-05-04T09:00:00Z", None, T0) == (T0 - timedelta(hours=1), T0)
+    now, h = to_ns(T0), 3600 * 10**9
+    assert resolve_window(None, None, None, now) == (now - h, now)  # default 1h
+    assert resolve_window("90m", None, None, now) == (now - 90 * 60 * 10**9, now)
+    assert resolve_window(None, "2026-05-04T09:00:00Z", None, now) == (now - h, now)
+    # every digit typed counts; --to alone ends the default window there (None: all history)
+    assert resolve_window(None, "2026-05-04T09:00:00.000000001Z", "2026-05-04T09:00:00.5Z",
+                          now) == (now - h + 1, now - h + 5 * 10**8)
+    assert resolve_window(None, None, "2026-05-04T09:00:00Z", now) == (now - 2 * h, now - h)
+    assert resolve_window(None, None, "2026-05-04T09:00:00Z", now, None) == (0, now - h)
+    assert resolve_window("2h", None, "2026-05-04T09:00:00Z", now) == (now - 3 * h, now - h)
+    with pytest.raises(InputError, match="--to 2026-05-04 is not after --from 2026-05-04T09:00"):
+        resolve_window(None, "2026-05-04T09:00", "2026-05-04", now)
 
 
 @pytest.mark.parametrize(

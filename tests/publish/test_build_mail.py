@@ -122,7 +122,7 @@ def test_html_is_self_contained_and_escapes_every_event_text(day_store: Store, t
 
     tags = set(re.findall(r"<\s*([a-zA-Z0-9]+)", page))
     assert tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code",
-                    "div", "b", "span", "img", "table", "tr", "th", "td"}
+                    "div", "b", "span", "img", "table", "tr", "th", "td", "wbr"}
     sources = re.findall(r'\ssrc="([^"]*)"', page)
     assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "href" not in page and "http://" not in page and "https://" not in page
@@ -149,9 +149,9 @@ def test_the_page_shows_the_day_and_the_trend_of_the_summary_days(day_store: Sto
     reasons = _csv(out / "reasons.csv")
     assert [(r["reason"], r["failures"], r["exit_codes"]) for r in reasons] == [
         ("Agent did not join", "2", "150"), ("Proxy unreachable", "2", "104"),
-        ("Missing Run Command permission", "1", "0")]
+        ("Missing Run Command permission", "1", "API error")]
     for r in reasons:
-        assert f"<td>{r['reason']}</td><td>{r['failures']}</td>" in page
+        assert f"<td>{r['reason']}</td><td class=\"n\">{r['failures']}</td>" in page
     # the trend covers the summary days per day: i-c 3 days before; i-old is outside
     trend = _csv(out / "trends.csv")
     assert [(r["bucket_start"], r["key"], r["failures"]) for r in trend] == [

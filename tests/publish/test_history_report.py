@@ -3,7 +3,9 @@ Chromium renders it (screenshot + DOM text; event text must stay inert)."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -205,7 +207,7 @@ def test_report_markdown(small_report):
                  "* **5** install attempts (aws 4 · azure 1)",
                  "* **4** failed attempts (80.0%)",
                  "![failure-trend.png](failure-trend.png)",
-                 "| i-1 | aws | 123456789012 | us-east-1 | 1 | 2 | 2 | 0 | 2026-05-04T10:00:00Z "
+                 "| i-1 | 123456789012<br>us-east-1 | 2 | 1 | 2 | 0 | 2026-05-04T10:00:00Z "
                  "| 2026-05-04T10:10:00Z | 150 | Agent did not join | no |",
                  "Every column untruncated: `failures.csv`."):
         assert line in md.splitlines(), line
@@ -270,3 +272,139 @@ def test_html_report_in_headless_chromium(tmp_path):
     assert "PWNED" not in dom.split("</title>")[0]  # the payload never ran
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom
     assert "<script" not in dom.lower()
+
+
+# --- issue 13: a page a stakeholder reads without help --------------------------------------
+
+MEASURE = """<script>
+window.addEventListener('load', () => {
+  const doc = document.documentElement, vw = doc.clientWidth;
+  const over = [...document.querySelectorAll('table, img, h1, h2, p, .cards')]
+    .filter(e => e.getBoundingClientRect().right > vw + 0.5)
+    .map(e => e.tagName + ':' + (e.previousElementSibling || {}).textContent);
+  const clipped = [...document.querySelectorAll('td, th')]
+    .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent);
+  const pre = document.createElement('pre');
+  pre.id = 'measure';
+  pre.textContent = JSON.stringify({vw, scroll: doc.scrollWidth, body: document.body.scrollWidth,
+                                    over, clipped});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def measure_layout(page: Path, width: int, tmp_path: Path) -> dict:
+    """Render the report page at `width` px in headless Chromium and measure its layout: the
+    page's scroll width, and the elements reaching past the viewport or cells clipping text
+    (a copy of the page with a measuring script: the page itself forbids scripts)."""
+    html = page.read_text()
+    html = html.replace('<meta http-equiv="Content-Security-Policy"', '<meta name="x-csp"')
+    probe = page.with_name(f"measure-{width}.html")
+    probe.write_text(html.replace("</body>", MEASURE + "</body>"))
+    dom = chromium(["--dump-dom", f"--window-size={width},1000", "--virtual-time-budget=5000",
+                    probe.as_uri()], tmp_path / f"profile-{width}").stdout.decode()
+    found = re.search(r'<pre id="measure">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
+    return json.loads(html_lib.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def wide_report(tmp_path_factory) -> Path:
+    """A week of the synthetic fleet, its last day reported: long ids, reasons and remedies."""
+    root = tmp_path_factory.mktemp("wide")
+    store = demo_store(root)
+    end = datetime(2026, 5, 31, tzinfo=UTC)
+    write_history_report(store, root / "report", start=end - timedelta(days=1), end=end,
+                         trend_from=end - timedelta(days=7))
+    return root / "report" / "index.html"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium "
+                    "(Debian: apt-get install -y chromium)")
+@pytest.mark.parametrize("width", [1280, 800])
+def test_the_page_fits_a_laptop_and_a_mail_client(wide_report, tmp_path, width):
+    got = measure_layout(wide_report, width, tmp_path)
+    assert got["vw"] <= width
+    assert (got["scroll"], got["body"]) <= (got["vw"], got["vw"]), got
+    assert got["over"] == [] and got["clipped"] == [], got
+
+
+def _report_of(root: Path, events: list[dict], start, end) -> Path:
+    store = Store(root / "lake")
+    ingest_events(store, [str(write_lines(root / "audit" / "events.log", events))])
+    write_history_report(store, root / "report", start=start, end=end)
+    return root / "report"
+
+
+def test_newly_failing_says_when_the_previous_period_has_no_data(small_report):
+    out, _ = small_report
+    md = (out / "report.md").read_text().splitlines()
+    assert not any("newly failing vs previous period" in line for line in md)
+    assert "* **–** newly failing: no data stored for the previous period " \
+           "(2026-05-04T04:00:00Z – 2026-05-04T08:00:00Z)" in md
+    page = (out / "index.html").read_text()
+    assert "no data stored for the previous period" in page
+
+
+def test_newly_failing_counts_against_a_period_with_data(tmp_path):
+    events = [make_run("i-1", "TDS00I", T0 - 3 * 60 * M, command_id="c0"),
+              make_run("i-1", "TDS00W", T0, exit_code=150, command_id="c1")]
+    out = _report_of(tmp_path, events, T0 - 2 * 60 * M, T0 + 2 * 60 * M)
+    assert "* **1** newly failing vs previous period" in (out / "report.md").read_text()
+
+
+def md_table(md: str, section: str) -> list[dict]:
+    """The rows of the Markdown table under `## section`, as dicts by header."""
+    part = next(p for p in md.split("## ") if p.startswith(section))
+    lines = [[c.strip() for c in re.split(r"(?<!\\)\|", ln.strip()[1:-1])]
+             for ln in part.splitlines() if ln.startswith("| ")]
+    return [dict(zip(lines[0], row, strict=True)) for row in lines[1:]]
+
+
+def test_retries_count_attempts_after_the_first_failure(tmp_path):
+    events = [make_run("i-1", "TDS00I", T0, command_id="c1"),
+              make_run("i-1", "TDS00I", T0 + 10 * M, command_id="c2"),
+              make_run("i-1", "TDS00W", T0 + 20 * M, exit_code=101, command_id="c3"),
+              make_run("i-1", "TDS00W", T0 + 30 * M, exit_code=101, command_id="c4")]
+    out = _report_of(tmp_path, events, T0 - 60 * M, T0 + 60 * M)
+    [row] = md_table((out / "report.md").read_text(), "Top failing instances")
+    assert (row["Instance"], row["Retries"], row["Failures"]) == ("i-1", "1", "2")
+
+
+def test_one_label_for_azure_vms_and_api_errors(small_report):
+    out, _ = small_report
+    md = (out / "report.md").read_text()
+    [change] = [r for r in md_table(md, "Changes since the previous period") if VM in r["Instance"]]
+    [inst] = [r for r in md_table(md, "Top failing instances") if VM in r["Instance"]]
+    [reason] = [r for r in md_table(md, "Top failure reasons")
+                if r["Reason"] == "Missing Run Command permission"]
+    assert change["Instance"] == inst["Instance"] == f"rg-web/{VM}"
+    assert inst["Exit codes"] == reason["Exit codes"] == "API error"
+
+
+def test_no_cause_the_data_cannot_show(small_report):
+    out, _ = small_report
+    for name in ("index.html", "report.md"):
+        text = (out / name).read_text()
+        assert "overlapping matchers" not in text
+        assert "duplicate runs (started less than 2m0s after the previous attempt)" in text
+
+
+@pytest.mark.parametrize("bucket,days", [("day", 7), ("day", 30), ("hour", 1)])
+def test_chart_bars_sit_on_their_ticks(bucket, days):
+    from matplotlib import dates as mdates
+
+    start = T0_NS - T0_NS % (24 * 3600 * NS)
+    end = start + days * 24 * 3600 * NS
+    step = 3600 * NS if bucket == "hour" else 24 * 3600 * NS
+    rows = [{"bucket_start": s, "key": "r", "failures": 1, "attempts": 2}
+            for s in charts.buckets(start, end, bucket)]
+    fig = charts.trend_figure(rows, start, end, bucket)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    centers = [p.get_x() + p.get_width() / 2 for p in ax.patches]
+    starts = [mdates.date2num(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=s // 1000))
+              for s in range(start, end, step)]
+    assert centers == pytest.approx(starts, abs=1e-6)
+    ticks = [t for t in ax.get_xticks() if starts[0] <= t <= starts[-1]]
+    assert len(ticks) >= 2 and all(min(abs(t - c) for c in centers) < 1e-6 for t in ticks)

@@ -13,13 +13,14 @@ import pytest
 
 from pipeline.gen.generate import generate_fleet
 from pipeline.ingest.events import ingest_events
+from pipeline.publish.history import records
 from pipeline.query import analytics, rollup_build, rollups
 from pipeline.store import Store
 from pipeline.store.layout import ROLLUP_LATEST, ROLLUP_TRENDS, RUNS
 from pipeline.store.maintenance import apply_retention, compact
 from pipeline.store.verify import verify
 from pipeline.timeutil import to_ns
-from tests.conftest import make_azure_run, make_run, write_lines
+from tests.conftest import make_azure_run, make_run, ts, write_lines
 
 END = datetime(2026, 5, 31, tzinfo=UTC)
 DAYS = 70  # 2026-03-22 .. 2026-05-30: April whole, March and May in part
@@ -43,13 +44,30 @@ def _straddlers(midnight: datetime, n: int) -> list[dict]:
     return out
 
 
+def _long_straddlers(midnight: datetime, n: int) -> list[dict]:
+    """SSM commands of three steps spread over up to 20 hours before a midnight and seconds
+    after it, with nanosecond times and steps tied on time (event index decides): whichever
+    window holds the last step must judge the attempt by steps long before its start."""
+    out = []
+    for i in range(n):
+        inst, cmd = f"i-0long{midnight:%m%d}{i:03d}", f"long-{midnight:%m%d}-{i}"
+        first = midnight - timedelta(hours=20 - 6 * i, microseconds=1)
+        last = midnight + timedelta(seconds=i)
+        steps = [("TDS00W" if i % 2 == 0 else "TDS00I", first, 0),
+                 ("TDS00I", last, 1), ("TDS00I" if i % 3 else "TDS00W", last, 2)]
+        for j, (code, at, ei) in enumerate(steps):
+            out.append(make_run(inst, code, at, exit_code=0 if code.endswith("I") else 100 + j,
+                                command_id=cmd, ei=ei, time=ts(at, 999) if j == 0 else ts(at)))
+    return out
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A store of 70 days of a small fleet plus attempts straddling midnights, not rolled up."""
     root = tmp_path_factory.mktemp("rollup")
     generate_fleet(root / "fleet", seed=11, days=DAYS, end=END, aws_instances=40, azure_vms=15,
                    auth_servers=1, noise_ratio=0.0, malformed_lines=0)
-    extra = [e for m in MIDNIGHTS for e in _straddlers(m, 6)]
+    extra = [e for m in MIDNIGHTS for e in _straddlers(m, 6) + _long_straddlers(m, 3)]
     store = Store(root / "lake")
     ingest_events(store, [str(root / "fleet" / "auth"),
                           str(write_lines(root / "extra" / "straddle.log", extra))])
@@ -67,7 +85,10 @@ def _windows(seed: int, n: int) -> list[tuple[int, int]]:
     start, stop = to_ns(END - timedelta(days=DAYS + 2)), to_ns(END + timedelta(days=1))
     fixed = [(start, stop), (to_ns(MIDNIGHTS[0]), to_ns(MIDNIGHTS[2])),
              (to_ns(MIDNIGHTS[0]), to_ns(END)), (to_ns(MIDNIGHTS[1]), to_ns(MIDNIGHTS[1]) + 2 * 86_400 * 10**9),
-             (to_ns(MIDNIGHTS[0]) - 3600 * 10**9, to_ns(MIDNIGHTS[2]) + 7 * 3600 * 10**9)]
+             (to_ns(MIDNIGHTS[0]) - 3600 * 10**9, to_ns(MIDNIGHTS[2]) + 7 * 3600 * 10**9),
+             # windows starting or ending between the steps of the long straddlers
+             (to_ns(MIDNIGHTS[1]) - 3 * 3600 * 10**9, to_ns(MIDNIGHTS[1]) + 86_400 * 10**9),
+             (to_ns(MIDNIGHTS[1]) - 86_400 * 10**9, to_ns(MIDNIGHTS[1]) + 10**9)]
     rng = random.Random(seed)
     for _ in range(n):
         a, b = sorted(rng.randrange(start, stop) for _ in range(2))
@@ -124,9 +145,14 @@ def test_the_fixture_has_attempts_across_midnight(store: Store):
     try:
         n = con.execute("SELECT count(*) FROM (SELECT command_id FROM runs WHERE command_id LIKE "
                         "'cmd-%-%' GROUP BY ALL HAVING count(DISTINCT event_date) = 2)").fetchall()
+        day = to_ns(MIDNIGHTS[1]), to_ns(MIDNIGHTS[1]) + 86_400 * 10**9
+        long = [(r["steps"], r["is_failure"], r["exit_code"]) for r in records(
+            analytics.attempts(con, *day)) if r["instance_key"].startswith("i-0long")]
     finally:
         con.close()
     assert n == [(18,)]
+    # the day of the last step holds each long attempt, judged by a step 8 to 20 hours earlier
+    assert long == [(3, True, 100), (3, False, 0), (3, True, 100)]
 
 
 def test_refresh_builds_every_month_and_day_then_nothing(store: Store):
@@ -158,9 +184,8 @@ def test_an_ingest_stales_exactly_what_it_touched(store: Store, tmp_path: Path):
         april = (to_ns(MIDNIGHTS[0]), to_ns(MIDNIGHTS[2]))
         assert _rolled(con, *april) == []  # April's rollup no longer matches its runs
         plan = rollups.plan_trends(con, *april)
-        # the new steps' days and their neighbours; the last day (it ends with the window)
-        assert plan.live == [(date(2026, 4, 8), date(2026, 4, 11)), (date(2026, 4, 30),
-                                                                       date(2026, 4, 30))]
+        # the new steps' days and their neighbours; every other day of April from its rollup
+        assert plan.live == [(date(2026, 4, 8), date(2026, 4, 11))]
     finally:
         con.close()
     _assert_same_as_live(store, _windows(seed=3, n=6), rolled=(True, True))
@@ -171,14 +196,14 @@ def test_an_ingest_stales_exactly_what_it_touched(store: Store, tmp_path: Path):
 def test_new_failure_rules_stale_trends_not_latest(store: Store):
     rollup_build.refresh(store)
     (store.root / analytics.REASONS_FILE).write_text(
-        "priority,reason,match_kind,pattern,remedy\n1,Apt lock,output_like,%apt-get: lock%,Wait\n")
+        "priority,reason,match_kind,pattern,remedy\n1,First step,output_like,%step 1 failed%,Wait\n")
     con = analytics.connect(store)
     try:
         whole = (to_ns(MIDNIGHTS[0]), to_ns(MIDNIGHTS[2]))
         assert rollups.plan_trends(con, *whole).rolled == {}
         assert _rolled(con, *whole) == [date(2026, 4, 1)]
         reasons = analytics.failure_trends(con, *whole, by="category").column("key").to_pylist()
-        assert "Apt lock" in reasons
+        assert "First step" in reasons
     finally:
         con.close()
     _assert_same_as_live(store, _windows(seed=4, n=3), rolled=(True, False))
@@ -195,8 +220,7 @@ def test_compaction_and_retention_keep_answers_right(store: Store, tmp_path: Pat
     try:  # April's rollup and those of Apr 13..16 no longer match
         assert _rolled(con, to_ns(MIDNIGHTS[0]), to_ns(MIDNIGHTS[2])) == []
         plan = rollups.plan_trends(con, to_ns(MIDNIGHTS[0]), to_ns(MIDNIGHTS[2]))
-        assert plan.live == [(date(2026, 4, 13), date(2026, 4, 16)), (date(2026, 4, 30),
-                                                                        date(2026, 4, 30))]
+        assert plan.live == [(date(2026, 4, 13), date(2026, 4, 16))]
     finally:
         con.close()
     _assert_same_as_live(store, _windows(seed=5, n=3), rolled=(True, True))  # May still
