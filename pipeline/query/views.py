@@ -14,6 +14,7 @@ import duckdb
 from pipeline.query import rollups
 from pipeline.store import Store
 from pipeline.store.layout import DATASETS, ROLLUPS
+from pipeline.store.manifest import Manifest
 
 
 def sql_dir() -> Path:
@@ -44,9 +45,9 @@ def connect(store: Store | str, *, database: str = ":memory:") -> duckdb.DuckDBP
 def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """(Re)create the dataset views from the store's current manifest, then the SQL relations."""
     manifest = store.manifest()
-    store.register(con)
+    texts = [path.read_text() for path in sql_files()]
+    set_files(con, store, manifest, texts)
     for name, ds in DATASETS.items():
-        con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
         if name in ROLLUPS:  # read through latest_runs and analytics.failure_trends only; a
             continue         # store from before rollups has no schema file for a view yet
         hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
@@ -58,10 +59,18 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
                         "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
                         f"{_days_filter(files)}, union_by_name = true{options})")
-    texts = [path.read_text() for path in sql_files()]
-    rollups.attach(con, store, manifest.datasets, texts)
     for text in texts:
         con.execute(text)
+
+
+def set_files(con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest,
+              texts: list[str]) -> None:
+    """Set the variables the views read through (each dataset's committed files of `manifest`,
+    the fresh rollups) and let `con` read the store's files; `texts` are the `sql/` texts loaded."""
+    store.register(con)
+    for name in DATASETS:
+        con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
+    rollups.attach(con, store, manifest.datasets, texts)
 
 
 def _days_filter(files: str) -> str:
