@@ -66,6 +66,7 @@ def ingest_events(
     paths: Sequence[str | Source],
     *,
     window: tuple[datetime, datetime] | None = None,
+    record_coverage: bool = False,
     progress: Progress | None = None,
     lock_timeout: float = 60.0,
     time_key: str = models.DEFAULT_TIME_KEY,
@@ -74,7 +75,13 @@ def ingest_events(
     `sources.dynamo.dynamo_days(...)`) into the store. Events outside the half-open `window`
     [start, end), if given, are skipped. Re-ingesting the same input stores nothing new.
     A record's time is its `time_key`, else its `time`, else the Fluentd time column of its
-    line (Fluentd's out_file format); a record with none is quarantined."""
+    line (Fluentd's out_file format); a record with none is quarantined.
+
+    With `record_coverage`, the commit also records `window` as held whole by the store (the
+    watermark reports wait for, `pipeline.store.coverage`): pass it only when `paths` are every
+    source that can hold events of the window, as the scheduled ingest's are."""
+    if record_coverage and window is None:
+        raise ValueError("record_coverage needs the window the paths cover")
     files = resolve(paths)
     with store.writer(timeout=lock_timeout) as w:
         summary = IngestSummary(ingest_id=w.ingest_id, sources=[f.name for f in files])
@@ -94,6 +101,8 @@ def ingest_events(
                     summary.files_added += _write_fresh(con, w, ds, kind)
             summary.skipped = _count(con, "kind IN ('skip', 'blank')")
             summary.quarantined = _store_quarantine(con, w, store, summary, files, time_key)
+            if record_coverage:
+                w.cover(*window)
             if w.changed:
                 log_ingest(con, w, summary, "events")
             w.commit()
