@@ -76,23 +76,27 @@ ENVELOPE = (
 PROVENANCE = (("extra", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
 
 
-def model_fields(kind: str) -> list[str]:
-    """The fields the models of a `kind` (run | join) event define, sorted."""
-    return sorted({f for ev, m in models.MODELS.items()
-                   if (ev == models.INSTANCE_JOIN) == (kind == "join") for f in m.model_fields})
+def typed_keys(kind: str) -> list[str]:
+    """The JSON keys of a `kind` (run | join) event that the store keeps in typed columns: the
+    models' fields (by their JSON name) that are columns of runs or joins, sorted."""
+    stored = {c for ds in (RUNS, JOINS) for c in ds.column_names}
+    return sorted({info.alias or name for ev, m in models.MODELS.items()
+                   if (ev == models.INSTANCE_JOIN) == (kind == "join")
+                   for name, info in m.model_fields.items()} & stored)
 
 
 def extra_sql(kind: str, line: str, parsed: str | None = None) -> str:
-    """SQL for `extra` of a `kind` (run | join) event whose JSON text is `line` and `from_json`
-    struct is `parsed` (if at hand: a shortcut): its keys the models of that kind do not define,
-    as a JSON object; NULL when there are none (almost always)."""
-    fields = model_fields(kind)
+    """SQL for `extra` of a `kind` (run | join) event whose JSON record is `line` and `from_json`
+    struct is `parsed` (if at hand: a shortcut): its keys the store has no typed column for, as
+    a JSON object; NULL when there are none (almost always)."""
+    fields = typed_keys(kind)
     unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
     value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
     # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
     # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
+    ident = lambda f: '"' + f.replace('"', '""') + '"'  # noqa: E731
     known = (f"len(json_keys({line})) > "
-             + " + ".join(f"({parsed}.{f} IS NOT NULL)::INT" for f in fields) + " AND "
+             + " + ".join(f"({parsed}.{ident(f)} IS NOT NULL)::INT" for f in fields) + " AND "
              if parsed else "")
     return (f"CASE WHEN {known}len({unknown}) > 0 "
             f"THEN CAST(to_json(map_from_entries(list_transform("

@@ -25,7 +25,7 @@ from pipeline.store.layout import (
     SCHEMA_VERSION,
     Dataset,
     extra_sql,
-    model_fields,
+    typed_keys,
 )
 from pipeline.store.write import sql_str, write_table
 
@@ -61,7 +61,7 @@ def _check(con, ds: Dataset, old: str, new: str, rel: str) -> int:
     """Rows of the rewritten file; StoreError unless it holds the old file's rows, typed
     columns unchanged, and every key of each `raw` line is a typed field or in `extra`."""
     typed = ", ".join(c for c, _ in ds.columns if c != "extra")
-    fields = model_fields(KINDS[ds.name])
+    fields = typed_keys(KINDS[ds.name])
     counts = con.execute(
         f"SELECT (SELECT count(*) FROM read_parquet({old})), (SELECT count(*) FROM "
         f"read_parquet({new})), (SELECT count(*) FROM (SELECT {typed} FROM read_parquet({old}) "
