@@ -47,6 +47,7 @@ class Fleet:
     reference: Path  # a store holding one clean CLI ingest of `auth`
     seed: Path  # a store holding an ingest of the first auth server only
     timings: Timings
+    steps: dict[str, int]  # file-system changes of the whole ingest, by starting store
     window: tuple[datetime, datetime]
     lines: int
     expected: dict[str, tuple]  # fingerprint(reference)
@@ -73,6 +74,52 @@ def spawn_ingest(store: Path, inputs: list[str]) -> subprocess.Popen:
     )
 
 
+# The same CLI in a process that counts its file-system changes (the `os` calls below, which
+# staging, placing, the manifest's replace and the cleanup all go through) and, given a step,
+# SIGKILLs itself just before that change: a kill point that lands wherever the machine's load,
+# unlike a delay. With a count file, it writes how many changes it made when it exits.
+STEPPED = """
+import os, signal, sys
+kill_at, count_file = int(sys.argv[1]), sys.argv[2]
+done = [0]
+def counted(f):
+    def step(*a, **k):
+        done[0] += 1
+        if done[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return f(*a, **k)
+    return step
+for name in ("replace", "rename", "link", "unlink", "remove", "rmdir", "mkdir"):
+    setattr(os, name, counted(getattr(os, name)))
+if count_file:
+    import atexit
+    atexit.register(lambda: open(count_file, "w").write(str(done[0])))
+sys.argv = ["discovery-history", *sys.argv[3:]]
+from pipeline.cli.main import main
+main()
+"""
+
+
+def spawn_stepped(store: Path, inputs: list[str], kill_at: int = 0,
+                  count_file: Path | None = None) -> subprocess.Popen:
+    """The ingest as `spawn_ingest`, killed just before its `kill_at`-th file-system change
+    (0: never), writing its number of changes to `count_file` when it exits."""
+    return subprocess.Popen(
+        [sys.executable, "-c", STEPPED, str(kill_at), str(count_file or ""), "--store",
+         str(store), "ingest", "events", *inputs],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env(),
+    )
+
+
+def count_steps(store: Path, inputs: list[str], work: Path) -> int:
+    """How many file-system changes a whole ingest of `inputs` into `store` makes."""
+    count_file = work / "steps"
+    proc = spawn_stepped(store, inputs, count_file=count_file)
+    err = finish(proc)
+    assert proc.returncode == 0, err
+    return int(count_file.read_text())
+
+
 def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
     """Wait for a process and return what it printed (stdout and stderr)."""
     out, _ = proc.communicate(timeout=timeout)
@@ -95,7 +142,9 @@ def build_fleet(root: Path) -> Fleet:
     proc = spawn_ingest(seed, [str(auth / "server-1")])
     err = finish(proc)
     assert proc.returncode == 0, err
-    return Fleet(auth=auth, reference=reference, seed=seed, timings=timings,
+    steps = {"empty": count_steps(root / "steps-empty", [str(auth)], root),
+             "seeded": count_steps(fresh_copy(seed, root / "steps-seeded"), [str(auth)], root)}
+    return Fleet(auth=auth, reference=reference, seed=seed, timings=timings, steps=steps,
                  window=(summary.window_start, summary.window_end), lines=summary.lines_written,
                  expected=fingerprint(reference))
 
@@ -186,6 +235,18 @@ def run_and_kill(store: Path, inputs: list[str], rng: random.Random, t: Timings,
     assert killed or proc.returncode == 0, (proc.returncode, err)
     phase = classify(store, before) if killed else "finished before the kill"
     return Trial(start=start, mode=mode, delay=delay, killed=killed, phase=phase)
+
+
+def kill_at_step(store: Path, inputs: list[str], step: int, steps: int, start: str) -> Trial:
+    """Start an ingest into `store` that SIGKILLs itself just before its `step`-th file-system
+    change (of the `steps` a whole ingest makes): it always dies there, wherever that change is
+    (staging, placing, the manifest's replace, the cleanup) and whatever the machine's load."""
+    before = manifest_token(store)
+    proc = spawn_stepped(store, inputs, kill_at=step)
+    err = finish(proc)
+    assert proc.returncode == -signal.SIGKILL, (step, steps, proc.returncode, err)
+    return Trial(start=start, mode=f"step {step} of {steps}", delay=0.0, killed=True,
+                 phase=classify(store, before))
 
 
 def classify(store: Path, before: tuple[int, int] | None) -> str:
