@@ -18,8 +18,8 @@ import duckdb
 
 from pipeline import rollup
 from pipeline.report.rows import NodeRow, rows_from_columns, run_results
-from pipeline.store import Store
-from pipeline.store.layout import DATASETS, ROLLUPS
+from pipeline.store import Store, history
+from pipeline.store.layout import DATASETS, HISTORY, ROLLUPS, Dataset, legacy_in
 
 CLOUDS = ("aws", "azure")
 
@@ -53,23 +53,50 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """(Re)create the dataset views from the store's current manifest, then the SQL relations."""
     manifest = store.manifest()
     store.register(con)
+    legacy = legacy_in(manifest.datasets)
     for name, ds in DATASETS.items():
         con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
         if name in ROLLUPS:  # read through latest_runs and analytics.failure_trends only; a
             continue         # store from before rollups has no schema file for a view yet
-        hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
-        options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
-        files = f"getvariable('{name}_files')"
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                    f"{files}, union_by_name = true{options})")
-        if "event_date" in dict(ds.partition):
-            con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
-                        "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
-                        f"{_days_filter(files)}, union_by_name = true{options})")
+        if name in HISTORY and (legacy or not manifest.datasets.get(name)):
+            # full copies are converted below; an empty dataset needs no file (a store written
+            # before schema 3 has no schema file for it)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {_empty(ds)}")
+            continue
+        _dataset_view(con, name, ds, f"getvariable('{name}_files')")
+    if legacy:  # a store not yet migrated: its full copies read as the change history
+        for kind in history.KINDS.values():
+            files = store.files(kind.legacy.name, manifest) if kind.legacy.name in legacy else []
+            source = f"legacy_{kind.legacy.name}"
+            if files:
+                con.execute(f"SET VARIABLE {source}_files = $1", [files])
+                _dataset_view(con, source, kind.legacy, f"getvariable('{source}_files')")
+            else:
+                con.execute(f"CREATE OR REPLACE VIEW {source} AS {_empty(kind.legacy)}")
+            history.legacy_views(con, kind, source)
     texts = [path.read_text() for path in sql_files()]
     rollup.attach(con, store, manifest.datasets, texts)
     for text in texts:
         con.execute(text)
+
+
+def _dataset_view(con, name: str, ds: Dataset, files: str) -> None:
+    """The view `name` over the Parquet files of the list expression `files`, hive keys typed;
+    and, for event datasets, the macro `<name>_on_days` reading only some days' files."""
+    hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
+    options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                f"{files}, union_by_name = true{options})")
+    if "event_date" in dict(ds.partition):
+        con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
+                    "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
+                    f"{_days_filter(files)}, union_by_name = true{options})")
+
+
+def _empty(ds: Dataset) -> str:
+    """SELECT of no rows with the dataset's columns and partition keys, typed."""
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ds.columns + ds.partition)
+    return f"SELECT {cols} LIMIT 0"
 
 
 def _days_filter(files: str) -> str:

@@ -1,19 +1,31 @@
 -- online_nodes(as_of): cloud instances registered in the newest node snapshot at or before `as_of`
--- (tctl: a registered node is online). Several nodes for one instance: the one that expires last.
--- grain: one row per (cloud, instance_key). inputs: node_snapshots, snapshot_at.
+-- (tctl: a registered node is online). Several nodes for one instance: the one that expires last
+-- (then by name). The snapshot's nodes are its rows of node_expiry (read from the capture's day
+-- only), named by their interval's row in node_history (read from the capture's month only).
+-- grain: one row per (cloud, instance_key). inputs: node_expiry, node_history, snapshot_at.
 CREATE OR REPLACE MACRO online_nodes(as_of) AS TABLE
-WITH snapshot AS (
-    SELECT *
-    FROM node_snapshots
-    WHERE captured_at = snapshot_at('nodes', as_of)
-      AND cloud IS NOT NULL
-      AND instance_key <> ''
+WITH find_capture AS (
+    SELECT snapshot_at('nodes', as_of) AS captured_at
+),
+read_expiry AS (
+    SELECT e.interval_id, make_timestamp_ns(epoch_ns(c.captured_at) + e.expires_offset) AS expires
+    FROM node_expiry e
+    JOIN find_capture c
+      ON e.capture_date = CAST(c.captured_at AS DATE) AND e.captured_at = c.captured_at
+),
+name_nodes AS (
+    SELECT h.*, x.expires
+    FROM node_history h
+    JOIN find_capture c ON h.period = CAST(date_trunc('month', c.captured_at) AS DATE)
+    JOIN read_expiry x USING (interval_id)
+    WHERE h.cloud IS NOT NULL
+      AND h.instance_key <> ''
 ),
 pick_one AS (
     SELECT *
-    FROM snapshot
+    FROM name_nodes
     QUALIFY row_number() OVER (
-        PARTITION BY cloud, instance_key ORDER BY expires DESC NULLS LAST, name
+        PARTITION BY cloud, instance_key ORDER BY expires DESC NULLS LAST, name, interval_id
     ) = 1
 )
 SELECT cloud, instance_key, instance_id, vm_id, account_id, region, resource_group,

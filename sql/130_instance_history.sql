@@ -4,13 +4,14 @@
 -- identity; failure_streak = failed attempts after the last success (all when none);
 -- exit_codes = sorted distinct exit codes of failed attempts; duplicate_runs = attempts that
 -- started less than dup_window after the previous one (overlapping matchers); first_online =
--- first node snapshot at or after first_seen and at or before to_ts listing the instance;
+-- first node snapshot at or after first_seen and at or before to_ts listing the instance (the
+-- first capture at or after first_seen, or an interval's first capture if later, within it);
 -- time_to_enroll = from first_seen to the earliest evidence that the agent joined: its first
 -- successful attempt (the installer succeeds only once the agent joined) or first_online,
 -- whichever is first (snapshots are only as precise as their cadence); is_online = in the
 -- node snapshot at to_ts. Order: failures desc, attempts desc, cloud, instance_key.
 -- grain: one row per (cloud, instance_key) with an attempt in the window.
--- inputs: classified_attempts, node_snapshots, online_nodes.
+-- inputs: classified_attempts, snapshot_log, node_intervals, online_nodes.
 CREATE OR REPLACE MACRO instance_history(from_ts, to_ts, dup_window := INTERVAL 2 MINUTE) AS TABLE
 WITH read_attempts AS MATERIALIZED (
     SELECT * FROM classified_attempts(from_ts, to_ts)
@@ -47,12 +48,22 @@ count_streak AS (
     WHERE a.is_failure AND (s.last_success IS NULL OR a.time > s.last_success)
     GROUP BY a.cloud, a.instance_key
 ),
+list_captures AS (
+    SELECT DISTINCT captured_at FROM snapshot_log WHERE kind = 'nodes'
+),
+find_first_capture AS (
+    SELECT s.cloud, s.instance_key, c.captured_at AS first_capture
+    FROM count_attempts s
+    ASOF JOIN list_captures c ON c.captured_at >= s.first_seen
+),
 find_first_online AS (
-    SELECT n.cloud, n.instance_key, min(n.captured_at) AS first_online
-    FROM node_snapshots n
-    JOIN count_attempts s USING (cloud, instance_key)
-    WHERE n.captured_at >= s.first_seen AND n.captured_at <= to_ts
-    GROUP BY n.cloud, n.instance_key
+    SELECT f.cloud, f.instance_key,
+           min(greatest(n.first_seen, f.first_capture)) AS first_online
+    FROM find_first_capture f
+    JOIN node_intervals n USING (cloud, instance_key)
+    WHERE greatest(n.first_seen, f.first_capture) <= to_ts
+      AND (n.last_seen IS NULL OR greatest(n.first_seen, f.first_capture) <= n.last_seen)
+    GROUP BY f.cloud, f.instance_key
 )
 SELECT s.cloud, s.instance_key, p.account_id, p.region, p.instance_id, p.vm_id, p.vm_name,
        p.resource_group, s.attempts, s.failures, s.first_seen, s.last_seen, s.first_failure,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pipeline.store import remote
+from pipeline.store import layout, remote
 from pipeline.store.layout import DATASETS, SCHEMA_VERSION
 
 MANIFEST = "_manifest.json"
@@ -151,7 +151,7 @@ class Store:
 
     def schema_file(self, dataset: str) -> str:
         """Path (or URL) of the dataset's zero-row file that anchors its schema."""
-        return self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
+        return self.path(SCHEMA_DIR, dataset, layout.dataset(dataset).placeholder_path())
 
     def locked(self, timeout: float = 60.0):
         """The writers' lock (a context manager) without a Writer: for checks that read a store

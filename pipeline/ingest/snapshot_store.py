@@ -1,0 +1,120 @@
+"""Store one node or user-task capture as changes against the previous capture of its kind:
+the intervals it opens, the intervals it ends, the month's carried-over intervals at a month's
+first capture, and its per-capture values (`pipeline.store.history` describes the layout).
+
+Runs inside the snapshot ingest's writer (one commit with its snapshot_log and ingest_log rows).
+Captures of a kind must come in time order: an older capture than the newest stored one would
+split intervals already written, and is refused (StoreError), as is a store that still holds
+full copies (schema 1-2: `discovery-history migrate` converts it first).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pipeline.ingest.write import write_dataset
+from pipeline.store import StoreError
+from pipeline.store.history import KINDS, Kind, period_of
+from pipeline.store.layout import legacy_in
+from pipeline.store.manifest import Writer
+from pipeline.timeutil import ns_to_datetime
+
+
+def previous_capture(con, w: Writer, kind: str, at_ns: int) -> int | None:
+    """The newest stored capture of `kind` (epoch ns; None before the first), with the log files
+    in the variable `log_files`. Raises StoreError when `at_ns` cannot follow it."""
+    legacy = legacy_in(w.base.datasets)
+    if legacy:
+        raise StoreError(
+            f"store {w.store.url} holds snapshots as full copies ({', '.join(legacy)}, schema "
+            f"{w.base.schema_version}): run `discovery-history migrate` once to convert them to "
+            "the change history, then ingest snapshots again")
+    newest = con.execute("SELECT epoch_ns(max(captured_at)) FROM read_parquet("
+                         "getvariable('log_files')) WHERE kind = $1", [kind]).fetchall()[0][0]
+    if newest is not None and at_ns < newest:
+        raise StoreError(
+            f"{kind} snapshot at {_rfc3339(at_ns)} is older than the newest stored one "
+            f"({_rfc3339(newest)}); snapshots are stored as changes and must be ingested in "
+            "capture order")
+    return newest
+
+
+def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
+                  previous: int | None) -> tuple[int, int]:
+    """Write the capture `rows` (the legacy dataset's columns: a full copy) taken at `at_ns` as
+    changes against `previous` (from `previous_capture`). Returns (rows kept: one per identity,
+    files added)."""
+    k = KINDS[kind]
+    con.register("capture_in", rows)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE capture AS SELECT * FROM capture_in QUALIFY "
+                    f"row_number() OVER (PARTITION BY {k.ids()} ORDER BY {k.pick}) = 1")
+    finally:
+        con.unregister("capture_in")
+    _open_intervals(con, w, k, previous)
+    next_id = _next_id(con, w, k)
+    kept = con.execute("SELECT count(*) FROM capture").fetchall()[0][0]
+    period = period_of(at_ns)
+    at = f"make_timestamp_ns({at_ns})"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE capture_ids AS
+        SELECT c.*, o.interval_id, o.first_seen, o.raw AS first_raw FROM capture c
+        JOIN open_intervals o ON {k.same('c', 'o')}
+        UNION ALL BY NAME
+        SELECT c.*, {next_id} + row_number() OVER (ORDER BY {k.ids('c')}) - 1 AS interval_id,
+               {at} AS first_seen, c.raw AS first_raw FROM capture c
+        ANTI JOIN open_intervals o ON {k.same('c', 'o')}""")
+    carry = previous is not None and period_of(previous) != period
+    opened = "TRUE" if carry else f"first_seen = {at}"
+    hist = ", ".join(c for c, _ in k.history.columns if c != "raw")
+    added = write_dataset(con, w, k.history, f"SELECT {hist}, first_raw AS raw, DATE '{period}' "
+                                             f"AS period FROM capture_ids WHERE {opened}")
+    if previous is not None:
+        added += write_dataset(con, w, k.ends, (
+            f"SELECT o.interval_id, make_timestamp_ns({previous}) AS last_seen, "
+            f"DATE '{period_of(previous)}' AS period FROM open_intervals o "
+            f"ANTI JOIN capture c ON {k.same('c', 'o')}"))
+    if k.expiry is not None:
+        added += write_dataset(con, w, k.expiry, (
+            f"SELECT {at} AS captured_at, interval_id, epoch_ns(expires) - {at_ns} AS "
+            f"expires_offset, CAST({at} AS DATE) AS capture_date FROM capture_ids "
+            "ORDER BY interval_id"))
+    return kept, added
+
+
+def _open_intervals(con, w: Writer, k: Kind, previous: int | None) -> None:
+    """TEMP TABLE open_intervals: the intervals present in the previous capture (none before
+    the first): its period's rows without an end."""
+    cols = ", ".join(c for c, _ in k.history.columns)
+    if previous is None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE open_intervals AS SELECT {cols} FROM "
+                    f"({k.history.empty_select()})")
+        return
+    folder = f"period={period_of(previous)}/"
+    history = _files(w, k.history.name, folder)
+    ends = _files(w, k.ends.name, folder)
+    con.execute("SET VARIABLE history_files = $1", [history])
+    con.execute("SET VARIABLE ends_files = $1", [ends])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE open_intervals AS
+        SELECT {cols} FROM read_parquet(getvariable('history_files'), hive_partitioning = false)
+        WHERE interval_id NOT IN (SELECT interval_id FROM read_parquet(getvariable('ends_files'),
+                                                                       hive_partitioning = false))""")
+
+
+def _next_id(con, w: Writer, k: Kind) -> int:
+    """The first interval id not used by any stored interval of the kind."""
+    con.execute("SET VARIABLE all_history = $1", [_files(w, k.history.name)])
+    return con.execute("SELECT coalesce(max(interval_id) + 1, 0) FROM read_parquet("
+                       "getvariable('all_history'), hive_partitioning = false)").fetchall()[0][0]
+
+
+def _files(w: Writer, dataset: str, folder: str = "") -> list[str]:
+    """The committed files of `dataset` under `folder`, after its zero-row schema file."""
+    store = w.store
+    return [store.schema_file(dataset)] + [store.path(dataset, rel) for rel in
+                                           w.base.datasets.get(dataset, [])
+                                           if rel.startswith(folder)]
+
+
+def _rfc3339(ns: int) -> str:
+    frac = f".{ns % 10**9:09d}".rstrip("0").rstrip(".")
+    return f"{ns_to_datetime(ns - ns % 10**9):%Y-%m-%dT%H:%M:%S}{frac}Z"
