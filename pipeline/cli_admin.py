@@ -1,5 +1,5 @@
-"""CLI commands that look after a store: `verify` (a read-only consistency check), `compact`
-and `rollup`.
+"""CLI commands that look after a store: `verify` (a read-only consistency check), `compact`,
+`rollup` and `migrate`.
 
 They adapt arguments, call `pipeline.maintenance`, and print; errors become one line through
 `pipeline.cli.friendly`. `pipeline.cli` registers them (`main.add_command(verify_cmd)`,
@@ -125,4 +125,25 @@ def rollup_cmd(ctx: click.Context, lock_timeout: float) -> None:
                f"removed {s['month_files_removed'] + s['day_files_removed']} stale file(s)")
 
 
-COMMANDS = (verify_cmd, compact_cmd, rollup_cmd)
+@click.command("migrate")
+@lock_timeout_option
+@click.pass_context
+@_friendly
+def migrate_cmd(ctx: click.Context, lock_timeout: float) -> None:
+    """Convert node and user-task snapshots stored as full copies (stores written before schema
+    3) to the change history (intervals and per-capture values), in one transaction; the full
+    copies are retired by the same commit. Needed once after upgrading: snapshot ingests refuse
+    a store of full copies, which reads the same before and after. Logged in ingest_log."""
+    from pipeline import migrate
+
+    s = migrate.migrate(_store(ctx), lock_timeout=lock_timeout,
+                        say=lambda msg: click.echo(msg, err=True))
+    if not s["migrated"]:
+        click.echo("nothing to migrate: snapshots are stored as changes")
+        return
+    click.echo(f"migrated {', '.join(s['datasets'])}: {s['read']} rows of full copies -> "
+               f"{s['stored']} rows kept per capture ({s['read'] - s['stored']} repeated in a "
+               f"listing), {s['files']} files")
+
+
+COMMANDS = (verify_cmd, compact_cmd, rollup_cmd, migrate_cmd)

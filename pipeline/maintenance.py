@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from pipeline.ingest.write import sql_str
+from pipeline.ingest.write import parquet_options, sql_str
 from pipeline.store import Store, StoreError
-from pipeline.store.layout import DATASETS, INGEST_LOG, SNAPSHOT_LOG, Dataset
+from pipeline.store.layout import DATASETS, INGEST_LOG, LEGACY, SNAPSHOT_LOG, Dataset, legacy_in
 
 EVENT_DATASETS = ("runs", "joins")
 
@@ -43,13 +43,19 @@ def _by_partition(rels: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def stored_datasets(datasets: dict[str, list[str]]) -> dict[str, Dataset]:
+    """The datasets to look after: the current ones and the legacy ones still holding files."""
+    return DATASETS | {name: LEGACY[name] for name in legacy_in(datasets)}
+
+
 def _select_columns(ds: Dataset) -> str:
     return ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ds.columns)
 
 
 def _order(ds: Dataset) -> str:
     names = ds.column_names
-    keys = [c for c in ("time", "captured_at", "quarantined_at", "started_at", "uid") if c in names]
+    keys = [c for c in ("time", "captured_at", "quarantined_at", "started_at", "uid",
+                        "interval_id") if c in names]
     return f" ORDER BY {', '.join(keys)}" if keys else ""
 
 
@@ -69,7 +75,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
     with store.writer(timeout=lock_timeout) as w:
         con = plain_connection(store)
         try:
-            for name, ds in DATASETS.items():
+            for name, ds in stored_datasets(w.base.datasets).items():
                 out_root = w.scratch(f"compact-{name}")
                 for part, rels in _by_partition(w.base.datasets.get(name, [])).items():
                     if len(rels) < 2:
@@ -82,7 +88,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
                         f"COPY (SELECT {_select_columns(ds)} FROM read_parquet("
                         "getvariable('compact_files'), hive_partitioning = false, "
                         f"union_by_name = true){_order(ds)}) TO {sql_str(target)} "
-                        "(FORMAT parquet, COMPRESSION zstd)")
+                        f"(FORMAT parquet, COMPRESSION zstd{parquet_options(ds)})")
                     before, after = count_rows(con, files), count_rows(con, [str(target)])
                     if before != after:
                         raise StoreError(f"compaction of {name}/{part} changed the row count "
@@ -100,10 +106,12 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
 
 
 def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float = 60.0) -> dict:
-    """Drop whole partitions dated before `today − days` (runs, joins, quarantine, snapshots),
-    and snapshot_log rows of dropped snapshots, in one transaction. Event rows dropped are
-    logged in ingest_log as kind `retention` with a negative `stored`, so stored totals keep
-    matching the data. Returns what was dropped."""
+    """Drop whole partitions wholly before the cutoff `today − days` (runs, joins, quarantine,
+    node expiry by day; node and user-task history by month, once the month is over), and
+    snapshot_log rows of captures before it, in one transaction: an interval present at a
+    capture kept is kept whole (with its first capture), one that straddles the cutoff too. Event
+    rows dropped are logged in ingest_log as kind `retention` with a negative `stored`, so stored
+    totals keep matching the data. Returns what was dropped."""
     import pyarrow as pa
 
     from pipeline.ingest.events import write_table
@@ -117,10 +125,10 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
         con = plain_connection(store)
         try:
             event_rows, partitions = 0, []
-            for name, ds in DATASETS.items():
+            for name, ds in stored_datasets(w.base.datasets).items():
                 for part, rels in _by_partition(w.base.datasets.get(name, [])).items():
-                    day = ds.date_of(part)
-                    if day is None or day >= cutoff:
+                    end = ds.partition_end(part)
+                    if end is None or end > cutoff:
                         continue
                     rows = count_rows(con, dataset_files(store, name, rels))
                     if name in EVENT_DATASETS:

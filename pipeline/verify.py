@@ -13,9 +13,16 @@ import duckdb
 
 from pipeline.ingest.events import derived
 from pipeline.ingest.write import sql_str
-from pipeline.maintenance import EVENT_DATASETS, count_rows, dataset_files, plain_connection
+from pipeline.maintenance import (
+    EVENT_DATASETS,
+    count_rows,
+    dataset_files,
+    plain_connection,
+    stored_datasets,
+)
 from pipeline.store import Store
-from pipeline.store.layout import DATASETS, INGEST_LOG, SCHEMA_VERSION, SNAPSHOT_LOG, Dataset
+from pipeline.store.history import KINDS
+from pipeline.store.layout import INGEST_LOG, SCHEMA_VERSION, SNAPSHOT_LOG, Dataset, legacy_in
 from pipeline.store.manifest import SCHEMA_DIR, STAGING
 
 # What each partition folder value must equal, as an expression over the file's columns.
@@ -25,6 +32,9 @@ PARTITION_EXPR = {
     "quarantine": {"ingest_date": "CAST(quarantined_at AS DATE)"},
     "node_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
     "user_task_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_expiry": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
+    "user_task_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
     "rollup_latest": {"event_month": "CAST(date_trunc('month', event_date) AS DATE)"},
     "rollup_trends": {"event_date": "CAST(bucket_start AS DATE)"},
 }
@@ -43,13 +53,18 @@ def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
         if manifest.schema_version != SCHEMA_VERSION:
             problems.append(f"manifest schema_version {manifest.schema_version}, "
                             f"code expects {SCHEMA_VERSION}")
-        listing = {name: _listing(store, name) for name in DATASETS}
+        datasets = stored_datasets(manifest.datasets)
+        legacy = legacy_in(manifest.datasets)
+        if legacy:
+            problems.append(f"snapshots stored as full copies ({', '.join(legacy)}): run "
+                            "`discovery-history migrate` to convert them to the change history")
+        listing = {name: _listing(store, name) for name in datasets}
         problems += _check_files_on_disk(store, manifest, listing)
         con = plain_connection(store)
         try:
             present = {name: [r for r in manifest.datasets.get(name, []) if r in listing[name]]
-                       for name in DATASETS}
-            for name, ds in DATASETS.items():
+                       for name in datasets}
+            for name, ds in datasets.items():
                 schema_problems, bad = _check_schema(con, store, ds, present[name])
                 problems += schema_problems
                 present[name] = [r for r in present[name] if r not in bad]  # unreadable as rows
@@ -57,6 +72,8 @@ def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
                                      present[name])
             problems += _guarded("duplicate uids", _check_duplicates, con, store, present)
             problems += _guarded("row counts", _check_counts, con, store, present)
+            if not legacy:
+                problems += _guarded("snapshot history", _check_history, con, store, present)
         finally:
             con.close()
     return problems
@@ -89,7 +106,7 @@ def _leftover_staging(store: Store) -> list[str]:
 
 def _check_files_on_disk(store: Store, manifest, listing: dict[str, set[str]]) -> list[str]:
     problems = []
-    for name in DATASETS:
+    for name in listing:
         listed, on_disk = set(manifest.datasets.get(name, [])), listing[name]
         retired = {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
         orphans = on_disk - listed - retired  # retired ones are kept on purpose, for a while
@@ -203,16 +220,80 @@ def _check_counts(con, store: Store, present: dict[str, list[str]]) -> list[str]
     if stored != logged:
         problems.append(f"row count mismatch: runs + joins hold {stored} rows, ingest_log "
                         f"records {logged} stored")
-    snaps = present[SNAPSHOT_LOG.name]
-    by_kind: dict[str, int] = {}
-    if snaps:
-        con.execute("SET VARIABLE snap_files = $1", [dataset_files(store, SNAPSHOT_LOG.name, snaps)])
-        by_kind = dict(con.execute(
-            "SELECT kind, sum(rows) FROM read_parquet(getvariable('snap_files')) GROUP BY kind"
-        ).fetchall())
     for kind, name in (("nodes", "node_snapshots"), ("user_tasks", "user_task_snapshots")):
-        have, want = _rows(con, store, name, present[name]), int(by_kind.get(kind, 0) or 0)
-        if have != want:
-            problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
-                            f"records {want}")
+        if name in present:  # full copies, not yet migrated: one row per logged row
+            have, want = _rows(con, store, name, present[name]), _logged(con, store, present, kind)
+            if have != want:
+                problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
+                                f"records {want}")
     return problems
+
+
+def _logged(con, store: Store, present: dict[str, list[str]], kind: str) -> int:
+    """Rows snapshot_log records for the captures of `kind`."""
+    snaps = present[SNAPSHOT_LOG.name]
+    if not snaps:
+        return 0
+    con.execute("SET VARIABLE snap_files = $1", [dataset_files(store, SNAPSHOT_LOG.name, snaps)])
+    return int(con.execute("SELECT coalesce(sum(rows), 0) FROM read_parquet("
+                           "getvariable('snap_files')) WHERE kind = $1", [kind]).fetchall()[0][0])
+
+
+def _check_history(con, store: Store, present: dict[str, list[str]]) -> list[str]:
+    """The change history against snapshot_log: no interval twice in a period or ended twice;
+    the captures each interval spans (first to last capture, or to the newest) add up to the rows
+    logged per kind; and for nodes, one per-capture value per node per capture."""
+    problems = []
+    log = dataset_files(store, SNAPSHOT_LOG.name, present[SNAPSHOT_LOG.name])
+    for k in KINDS.values():
+        con.execute("SET VARIABLE h_files = $1", [[store.schema_file(k.history.name)] +
+                    dataset_files(store, k.history.name, present[k.history.name])])
+        con.execute("SET VARIABLE e_files = $1", [[store.schema_file(k.ends.name)] +
+                    dataset_files(store, k.ends.name, present[k.ends.name])])
+        con.execute("SET VARIABLE l_files = $1", [[store.schema_file(SNAPSHOT_LOG.name)] + log])
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT period, interval_id FROM read_parquet(getvariable("
+            "'h_files'), hive_partitioning = true) GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        ended = con.execute(
+            "SELECT count(*) FROM (SELECT interval_id FROM read_parquet(getvariable('e_files'))"
+            " GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        if twice[0][0] or ended[0][0]:
+            problems.append(f"{k.history.name}: {twice[0][0]} intervals listed twice in a month, "
+                            f"{ended[0][0]} ended twice")
+        spanned = con.execute(_SPANNED, [k.kind]).fetchall()[0][0]
+        want = _logged(con, store, present, k.kind)
+        if spanned != want:
+            problems.append(f"row count mismatch: the {k.kind} intervals span {spanned} rows of "
+                            f"captures, snapshot_log records {want}")
+        if k.expiry is not None:
+            have = _rows(con, store, k.expiry.name, present[k.expiry.name])
+            if have != want:
+                problems.append(f"row count mismatch: {k.expiry.name} holds {have} rows, "
+                                f"snapshot_log records {want}")
+    return problems
+
+
+# rows of captures the intervals span: captures numbered; each interval from the first capture at
+# or after its first_seen to the last at or before its end (the newest capture when open)
+_SPANNED = """
+WITH number_captures AS (
+    SELECT captured_at, row_number() OVER (ORDER BY captured_at) AS seq
+    FROM (SELECT DISTINCT captured_at FROM read_parquet(getvariable('l_files')) WHERE kind = $1)
+),
+resolve_intervals AS (
+    SELECT h.interval_id, min(h.first_seen) AS first_seen,
+           coalesce(max(e.last_seen), (SELECT max(captured_at) FROM number_captures)) AS last_seen
+    FROM read_parquet(getvariable('h_files'), hive_partitioning = false) h
+    LEFT JOIN read_parquet(getvariable('e_files'), hive_partitioning = false) e USING (interval_id)
+    GROUP BY h.interval_id
+),
+first_capture AS (
+    SELECT i.*, c.seq AS lo FROM resolve_intervals i
+    ASOF JOIN number_captures c ON c.captured_at >= i.first_seen
+),
+last_capture AS (
+    SELECT f.*, c.seq AS hi FROM first_capture f
+    ASOF JOIN number_captures c ON c.captured_at <= f.last_seen
+)
+SELECT coalesce(sum(greatest(hi - lo + 1, 0)), 0) FROM last_capture
+"""

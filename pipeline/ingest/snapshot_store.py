@@ -66,18 +66,20 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
     carry = previous is not None and period_of(previous) != period
     opened = "TRUE" if carry else f"first_seen = {at}"
     hist = ", ".join(c for c, _ in k.history.columns if c != "raw")
-    added = write_dataset(con, w, k.history, f"SELECT {hist}, first_raw AS raw, DATE '{period}' "
-                                             f"AS period FROM capture_ids WHERE {opened}")
+    parts = {  # dataset -> the SELECT of its new rows (columns, then partition keys)
+        k.history: f"SELECT {hist}, first_raw AS raw, DATE '{period}' AS period "
+                   f"FROM capture_ids WHERE {opened}",
+    }
     if previous is not None:
-        added += write_dataset(con, w, k.ends, (
-            f"SELECT o.interval_id, make_timestamp_ns({previous}) AS last_seen, "
-            f"DATE '{period_of(previous)}' AS period FROM open_intervals o "
-            f"ANTI JOIN capture c ON {k.same('c', 'o')}"))
+        parts[k.ends] = (f"SELECT o.interval_id, make_timestamp_ns({previous}) AS last_seen, "
+                         f"DATE '{period_of(previous)}' AS period FROM open_intervals o "
+                         f"ANTI JOIN capture c ON {k.same('c', 'o')}")
     if k.expiry is not None:
-        added += write_dataset(con, w, k.expiry, (
-            f"SELECT {at} AS captured_at, interval_id, epoch_ns(expires) - {at_ns} AS "
-            f"expires_offset, CAST({at} AS DATE) AS capture_date FROM capture_ids "
-            "ORDER BY interval_id"))
+        parts[k.expiry] = (f"SELECT {at} AS captured_at, interval_id, epoch_ns(expires) - "
+                           f"{at_ns} AS expires_offset, CAST({at} AS DATE) AS capture_date "
+                           "FROM capture_ids ORDER BY interval_id")
+    # a partitioned COPY of no rows writes no file
+    added = sum(write_dataset(con, w, ds, select) for ds, select in parts.items())
     return kept, added
 
 

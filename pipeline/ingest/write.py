@@ -28,13 +28,13 @@ def write_dataset(con, w: Writer, ds: Dataset, query: str) -> int:
         con.execute(
             f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(out)} (FORMAT parquet, "
             f"COMPRESSION zstd, ROW_GROUP_SIZE 32768, PARTITION_BY ({keys}), FILENAME_PATTERN 'part-{w.ingest_id}-{{i}}'"
-            f"{_options(ds)})"
+            f"{parquet_options(ds)})"
         )
     else:
         out.mkdir(parents=True, exist_ok=True)
         con.execute(
             f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(out / f'part-{w.ingest_id}.parquet')} "
-            f"(FORMAT parquet, COMPRESSION zstd{_options(ds)})"
+            f"(FORMAT parquet, COMPRESSION zstd{parquet_options(ds)})"
         )
     return len(w.add_tree(ds.name, out))
 
@@ -52,11 +52,11 @@ def copy_partition(cur, w: Writer, ds: Dataset, query: str, key: dict[str, objec
     # columns, 1M-line benchmark) 2 % smaller files
     cur.execute(f"COPY (SELECT {cols} FROM ({query})) TO {sql_str(target)} "
                 f"(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 32768"
-                f"{_options(ds)})")
+                f"{parquet_options(ds)})")
     return out
 
 
-def _options(ds: Dataset) -> str:
+def parquet_options(ds: Dataset) -> str:
     """The dataset's own Parquet writer options, as a COPY option list tail."""
     return f", {ds.parquet}" if ds.parquet else ""
 
