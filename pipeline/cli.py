@@ -256,11 +256,12 @@ def demo_generate(out_dir, seed, days, aws_instances, azure_vms, as_store) -> No
     click.echo(f"wrote {out_dir}: {s}")
 
 
-from pipeline.cli_admin import compact_cmd, rollup_cmd, verify_cmd  # noqa: E402
+from pipeline.cli_admin import compact_cmd, migrate_cmd, rollup_cmd, verify_cmd  # noqa: E402
 from pipeline.cli_history import history_cmd, report_cmd, trends_cmd  # noqa: E402
 from pipeline.cli_receive import ingest_dynamodb_cmd, ingest_spool_cmd, receive_cmd  # noqa: E402
 
-for _cmd in (history_cmd, trends_cmd, report_cmd, verify_cmd, compact_cmd, rollup_cmd):
+for _cmd in (history_cmd, trends_cmd, report_cmd, verify_cmd, compact_cmd, rollup_cmd,
+             migrate_cmd):
     main.add_command(_cmd)
 
 main.add_command(receive_cmd)

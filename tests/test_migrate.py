@@ -99,7 +99,7 @@ def copy(b, dest: Path):
 
 def test_a_store_of_full_copies_reads_as_the_oracle_before_and_after(built, tmp_path) -> None:
     old = copy(built[0], tmp_path / "old")
-    assert sorted(old.store.manifest().datasets) >= sorted(LEGACY)
+    assert set(LEGACY) <= set(old.store.manifest().datasets)
     assert old.store.manifest().schema_version == 2
     assert_as_oracle(old)  # read through the on-the-fly conversion
     before = everything(old)
@@ -159,7 +159,7 @@ def test_the_fixture_stores_migrate_and_keep_their_answers(fixture, tmp_path) ->
     assert report_rows(store) == before
     with connect(store) as con:
         assert {n: con.execute(f"SELECT count(*) FROM {n}").fetchall()[0][0] for n in COUNTS} \
-            == COUNTS
+            == COUNTS | {"ingest_log": COUNTS["ingest_log"] + 1}  # the migration's own row
     assert not [p for p in verify(store) if "full copies" in p or "snapshot" in p]
 
 

@@ -93,8 +93,8 @@ def test_history_files_are_delta_encoded(template) -> None:
 
 
 def test_retention_keeps_the_intervals_that_straddle_the_cutoff(built) -> None:
-    cut = datetime(2026, 2, 15, tzinfo=UTC)
-    kept_before = answers(built, after=cut)
+    kept = datetime(2026, 2, 20, 10, tzinfo=UTC)  # the first capture after the cutoff
+    kept_before = answers(built, after=kept)
     s = apply_retention(built.store, days=5, today=date(2026, 2, 20))  # cutoff 2026-02-15
     assert s["cutoff"] == "2026-02-15"
     # January is over before the cutoff: dropped; February holds the cutoff: kept whole
@@ -107,7 +107,7 @@ def test_retention_keeps_the_intervals_that_straddle_the_cutoff(built) -> None:
         log = con.execute("SELECT min(captured_at) FROM snapshot_log").fetchall()[0][0]
         first = con.execute("SELECT min(captured_at) FROM node_snapshots").fetchall()[0][0]
     assert log == first == datetime(2026, 2, 20, 10)
-    assert answers(built, after=cut) == kept_before
+    assert answers(built, after=kept) == kept_before  # as full copies: from the first kept
     assert verify(built.store) == []
 
 
