@@ -11,7 +11,7 @@
 -- whichever is first (snapshots are only as precise as their cadence); is_online = in the
 -- node snapshot at to_ts. Order: failures desc, attempts desc, cloud, instance_key.
 -- grain: one row per (cloud, instance_key) with an attempt in the window.
--- inputs: classified_attempts, snapshot_log, node_intervals, online_nodes.
+-- inputs: classified_attempts, snapshot_log, node_history, node_history_ends, online_nodes.
 CREATE OR REPLACE MACRO instance_history(from_ts, to_ts, dup_window := INTERVAL 2 MINUTE) AS TABLE
 WITH read_attempts AS MATERIALIZED (
     SELECT * FROM classified_attempts(from_ts, to_ts)
@@ -60,9 +60,10 @@ find_first_online AS (
     SELECT f.cloud, f.instance_key,
            min(greatest(n.first_seen, f.first_capture)) AS first_online
     FROM find_first_capture f
-    JOIN node_intervals n USING (cloud, instance_key)
+    JOIN node_history n USING (cloud, instance_key)
+    LEFT JOIN node_history_ends e USING (interval_id)
     WHERE greatest(n.first_seen, f.first_capture) <= to_ts
-      AND (n.last_seen IS NULL OR greatest(n.first_seen, f.first_capture) <= n.last_seen)
+      AND (e.last_seen IS NULL OR greatest(n.first_seen, f.first_capture) <= e.last_seen)
     GROUP BY f.cloud, f.instance_key
 )
 SELECT s.cloud, s.instance_key, p.account_id, p.region, p.instance_id, p.vm_id, p.vm_name,

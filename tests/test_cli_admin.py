@@ -175,8 +175,9 @@ def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
         runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     assert p.stdout == (
         f"store OK: {lake} (manifest v{manifest(lake)['version']}): runs {runs}, joins 0, "
-        "quarantine 1, node_snapshots 1, user_task_snapshots 0, snapshot_log 1, ingest_log 3, "
-        f"rollup_latest 0, rollup_trends 0 rows in {sum(len(v) for v in manifest(lake)['datasets'].values())} files\n")
+        "quarantine 1, node_history 1, node_history_ends 0, node_expiry 1, user_task_history 0, "
+        "user_task_history_ends 0, snapshot_log 1, ingest_log 3, rollup_latest 0, rollup_trends 0 "
+        f"rows in {sum(len(v) for v in manifest(lake)['datasets'].values())} files\n")
     assert runs == 11
 
 

@@ -46,9 +46,16 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
     files added)."""
     k = KINDS[kind]
     con.register("capture_in", rows)
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE capture AS SELECT * FROM capture_in QUALIFY "
-                    f"row_number() OVER (PARTITION BY {k.ids()} ORDER BY {k.pick}) = 1")
+    try:  # one row per identity: only identities listed more than once are sorted
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE capture AS
+            WITH hash_rows AS (SELECT *, hash({k.ids()}) AS id_hash FROM capture_in),
+            find_repeated AS (SELECT id_hash FROM hash_rows GROUP BY ALL HAVING count(*) > 1)
+            SELECT * EXCLUDE (id_hash) FROM hash_rows
+            WHERE id_hash NOT IN (SELECT id_hash FROM find_repeated)
+            UNION ALL
+            SELECT * EXCLUDE (id_hash) FROM (
+                SELECT * FROM hash_rows WHERE id_hash IN (SELECT id_hash FROM find_repeated)
+                QUALIFY row_number() OVER (PARTITION BY {k.ids()} ORDER BY {k.pick}) = 1)""")
     finally:
         con.unregister("capture_in")
     _open_intervals(con, w, k, previous)
@@ -57,18 +64,21 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
     period = period_of(at_ns)
     at = f"make_timestamp_ns({at_ns})"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE capture_ids AS
-        SELECT c.*, o.interval_id, o.first_seen, o.raw AS first_raw FROM capture c
+        SELECT c.* EXCLUDE (raw), o.interval_id, o.first_seen, NULL::VARCHAR AS raw FROM capture c
         JOIN open_intervals o ON {k.same('c', 'o')}
         UNION ALL BY NAME
         SELECT c.*, {next_id} + row_number() OVER (ORDER BY {k.ids('c')}) - 1 AS interval_id,
-               {at} AS first_seen, c.raw AS first_raw FROM capture c
+               {at} AS first_seen FROM capture c
         ANTI JOIN open_intervals o ON {k.same('c', 'o')}""")
     carry = previous is not None and period_of(previous) != period
-    opened = "TRUE" if carry else f"first_seen = {at}"
-    hist = ", ".join(c for c, _ in k.history.columns if c != "raw")
+    hist = ", ".join(c for c, _ in k.history.columns)
+    rows = f"SELECT {hist} FROM capture_ids WHERE first_seen = {at}"  # the intervals opened
+    if carry:  # a month's first capture carries the open ones over, raw as first captured
+        rows += (f" UNION ALL SELECT {', '.join(f'i.{c}' for c, _ in k.history.columns[:-1])}, "
+                 "h.raw FROM capture_ids i JOIN read_parquet(getvariable('history_files'), "
+                 f"hive_partitioning = false) h USING (interval_id) WHERE i.first_seen < {at}")
     parts = {  # dataset -> the SELECT of its new rows (columns, then partition keys)
-        k.history: f"SELECT {hist}, first_raw AS raw, DATE '{period}' AS period "
-                   f"FROM capture_ids WHERE {opened}",
+        k.history: f"SELECT *, DATE '{period}' AS period FROM ({rows})",
     }
     if previous is not None:
         parts[k.ends] = (f"SELECT o.interval_id, make_timestamp_ns({previous}) AS last_seen, "
@@ -85,8 +95,9 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
 
 def _open_intervals(con, w: Writer, k: Kind, previous: int | None) -> None:
     """TEMP TABLE open_intervals: the intervals present in the previous capture (none before
-    the first): its period's rows without an end."""
-    cols = ", ".join(c for c, _ in k.history.columns)
+    the first): its period's rows without an end (all columns but raw). The variable
+    `history_files` lists that period's files."""
+    cols = ", ".join(c for c, _ in k.history.columns if c != "raw")
     if previous is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE open_intervals AS SELECT {cols} FROM "
                     f"({k.history.empty_select()})")
