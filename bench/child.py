@@ -27,11 +27,11 @@ def bare_columns() -> str:
     objects JSON, time TIMESTAMP_NS). DuckDB's auto-detection cannot be used: the malformed
     lines real logs contain (e.g. a bare `null`) make it refuse the input as records."""
     from pipeline import models
-    from pipeline.ingest.stage import _field_kinds
+    from pipeline.ingest.stage import field_kinds
 
     kinds: dict[str, str] = {}
     for model in models.MODELS.values():
-        kinds.update({n: k for n, (k, _) in _field_kinds(model).items()})
+        kinds.update({n: k for n, (k, _) in field_kinds(model).items()})
     sql = {"text": "VARCHAR", "int": "BIGINT", "object": "JSON"}
     return "{" + ", ".join(f"'{n}': '{'TIMESTAMP_NS' if n == 'time' else sql[k]}'"
                            for n, k in kinds.items()) + "}"

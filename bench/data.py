@@ -61,7 +61,7 @@ class Fleet:
 
 
 def end_instant() -> datetime:
-    from pipeline.generate import DEFAULT_END
+    from pipeline.gen.generate import DEFAULT_END
 
     return DEFAULT_END
 
@@ -94,7 +94,7 @@ def fleet_size(events: int, days: int, seed: int = SEED) -> tuple[int, int]:
 
 def generate(out: Path, events: int, days: int, *, athena: bool = False, seed: int = SEED):
     """Run the project's generator for about `events` lines; returns its FleetSummary."""
-    from pipeline.generate import generate_events_parquet_athena, generate_fleet
+    from pipeline.gen.generate import generate_events_parquet_athena, generate_fleet
 
     aws, azure = fleet_size(events, days, seed)
     fn = generate_events_parquet_athena if athena else generate_fleet
@@ -271,10 +271,10 @@ def ensure_history(ctx: Ctx) -> History:
 def _refresh_rollups(store: Path, doc: dict) -> dict:
     """Rollups brought up to date, as the daily maintenance would have (a no-op when they are:
     any change to sql/ stales them); the time of the last real refresh is kept in the marker."""
-    from pipeline import rollup
+    from pipeline.query import rollup_build
     from pipeline.store import Store
 
-    secs, built = timed(lambda: rollup.refresh(Store(store), say=log))
+    secs, built = timed(lambda: rollup_build.refresh(Store(store), say=log))
     if built["months_built"] or built["days_built"]:
         log(f"  rollups: {built} in {secs:.1f}s")
         doc = doc | {"rollup": built | {"seconds": secs}}

@@ -98,8 +98,8 @@ _KINDS = (("json", "JSON lines (file log)", 250_000, duckdb_jsonl),
 
 
 def _ours(ctx: Ctx, kind: str, aws: int, azure: int, days: int) -> dict:
+    from pipeline.gen.generate import generate_events_parquet_athena, generate_fleet
     from pipeline.gen.tostore import generate_fleet_store
-    from pipeline.generate import generate_events_parquet_athena, generate_fleet
 
     out = ctx.tmp("gen-ours")
     fn = {"json": generate_fleet, "athena": generate_events_parquet_athena,

@@ -18,8 +18,7 @@ WHOLE_RAW_MAX_BYTES = 3 * 2**30  # above this the whole-log baseline takes minut
 def raw_runs_view(files: list[str]) -> str:
     """`runs` as a view straight over raw JSON lines: the store's columns derived with the
     ingest's own expressions, text '' and integers 0 when absent (as stored)."""
-    from pipeline.ingest.events import derived
-    from pipeline.store.layout import RUNS
+    from pipeline.store.layout import RUNS, derived
 
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     cols = []
@@ -42,15 +41,15 @@ def raw_runs_view(files: list[str]) -> str:
 def raw_connection(h: History, files: list[str]) -> duckdb.DuckDBPyConnection:
     """Our connection (snapshots, every sql/ relation) with `runs`, and `runs_on_days` (what
     runs_in_window reads: the store's files of those days), replaced by the raw view."""
-    from pipeline import rollup
-    from pipeline.query import connect
+    from pipeline.query import rollups
+    from pipeline.query.views import connect
 
     con = connect(h.store)
     con.execute(raw_runs_view(files))
     con.execute("CREATE OR REPLACE MACRO runs_on_days(first_day, last_day, skip_months := "
                 "[]::DATE[]) AS TABLE SELECT * FROM runs WHERE event_date BETWEEN first_day "
                 "AND last_day")
-    rollup.ignore_latest(con)  # no rollups of raw JSON
+    rollups.ignore_latest(con)  # no rollups of raw JSON
     return con
 
 
@@ -60,7 +59,7 @@ def _ms(fn) -> dict:
 
 
 def _nodes_rows(ctx: Ctx, h: History, con) -> list[Row]:
-    from pipeline.query import nodes_report
+    from pipeline.report.nodes import nodes_report
 
     lo, hi = h.report_window
     ours_rows = nodes_report(con, lo, hi)
@@ -138,12 +137,12 @@ def _latest_rows(con, runs_only, lo: int, hi: int, span: str, runs: int) -> list
 
 
 def _trend_rows(con, lo: int, hi: int, span: str, runs: int) -> list[Row]:
-    from pipeline import analytics, rollup
+    from pipeline.query import analytics, rollups
 
     base = ("SELECT date_trunc('day', time) AS day, cloud, count(*), count(*) FILTER "
             "(WHERE is_failure) FROM runs WHERE time >= make_timestamp_ns($1) "
             "AND time < make_timestamp_ns($2) GROUP BY ALL ORDER BY ALL")
-    plan = rollup.plan_trends(con, lo, hi)
+    plan = rollups.plan_trends(con, lo, hi)
     live_days = sum((b - a).days + 1 for a, b in plan.live)
     rows = []
     for dim in ("cloud", "category"):
@@ -157,8 +156,8 @@ def _trend_rows(con, lo: int, hi: int, span: str, runs: int) -> list[Row]:
 
 
 def run(ctx: Ctx) -> list[Row]:
-    from pipeline import rollup
-    from pipeline.query import connect
+    from pipeline.query import rollups
+    from pipeline.query.views import connect
 
     h = ensure_history(ctx)
     stored = h.doc["ingest"]["stored"]
@@ -178,7 +177,7 @@ def run(ctx: Ctx) -> list[Row]:
     lo, hi = _whole(con)
     span = f"whole history ({ctx.scale.history_days} d, {human(stored)} events)"
     runs_only = connect(h.store)
-    rollup.ignore_latest(runs_only)
+    rollups.ignore_latest(runs_only)
     rows += _latest_rows(con, runs_only, lo, hi, span, ctx.runs)
     runs_only.close()
     rows += _trend_rows(con, lo, hi, span, ctx.runs)

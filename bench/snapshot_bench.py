@@ -98,7 +98,7 @@ def _single_store(ctx: Ctx, spec: YearSpec, year: Path, doc: dict, k: int, name:
 
 
 def _online_rows(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> list[Row]:
-    from pipeline.query import connect
+    from pipeline.query.views import connect
 
     rng = random.Random(15)
     start, end = doc["start_ns"], doc["start_ns"] + spec.captures * HOUR_NS
@@ -110,7 +110,7 @@ def _online_rows(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> list[Row]:
     rows = []
     for what, sql in (("count(*)", "SELECT count(*) FROM online_nodes(make_timestamp_ns($1))"),
                       ("every column to Arrow", "SELECT * FROM online_nodes(make_timestamp_ns($1))")):
-        def sweep(con, points):
+        def sweep(con, points, sql=sql):
             per = [timed(lambda t=t: con.sql(sql, params=[t]).to_arrow_table())[0] * 1000
                    for t in points]
             return {"seconds": sum(per) / 1000, "per_ms": per}
@@ -192,9 +192,9 @@ def _graft(events: Path, year: Path | None, dst: Path) -> None:
     (or by none, when `year` is None)."""
     import pyarrow as pa
 
-    from pipeline.ingest.write import write_table
     from pipeline.store import Store
     from pipeline.store.layout import SNAPSHOT_LOG
+    from pipeline.store.write import write_table
 
     link_copy(events, dst)
     store = Store(dst)
@@ -224,7 +224,8 @@ def _graft(events: Path, year: Path | None, dst: Path) -> None:
 
 def _report_row(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> Row:
     from pipeline.ingest.snapshots import ingest_snapshot
-    from pipeline.query import connect, nodes_report
+    from pipeline.query.views import connect
+    from pipeline.report.nodes import nodes_report
     from pipeline.store import Store
 
     h = ensure_history(ctx)

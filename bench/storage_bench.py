@@ -25,8 +25,8 @@ def _files_per_partition(store) -> Counter:
 
 def run(ctx: Ctx) -> list[Row]:
     from pipeline.ingest.events import ingest_events
-    from pipeline.maintenance import compact
     from pipeline.store import Store
+    from pipeline.store.maintenance import compact
 
     rows = []
     events = ctx.scale.ingest_sizes[0]

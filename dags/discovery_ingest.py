@@ -10,7 +10,7 @@
   window; without conf or interval, the hour before the run. Backfills (`airflow backfill create
   --dag-id discovery_ingest`) replay intervals; rerunning one leaves the store unchanged.
 
-Configuration: `pipeline.config.Settings` (env `DISCOVERY_HISTORY_*`, Airflow Variable
+Configuration: `pipeline.schedule.config.Settings` (env `DISCOVERY_HISTORY_*`, Airflow Variable
 `discovery_history`), read when a task starts, never at parse time.
 """
 
@@ -37,7 +37,7 @@ def _window(lookback: timedelta):
     """The run's window [start, end), from the Airflow context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.windows import ingest_window
+    from pipeline.schedule.windows import ingest_window
 
     ctx = get_current_context()
     return ingest_window(
@@ -49,8 +49,8 @@ def _window(lookback: timedelta):
 def _snapshot(kind: str) -> dict:
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from pipeline.config import airflow_settings
-    from pipeline.snapshot_cmd import SnapshotStale, capture_snapshot
+    from pipeline.ingest.snapshot_cmd import SnapshotStale, capture_snapshot
+    from pipeline.schedule.config import airflow_settings
     from pipeline.store import Store
 
     settings = airflow_settings()
@@ -84,16 +84,16 @@ def discovery_ingest():
         """Events of the window into the store (one transaction); updates the history Asset."""
         from airflow.sdk import get_current_context
 
-        from pipeline.config import airflow_settings
         from pipeline.ingest.events import ingest_events as ingest
+        from pipeline.schedule.config import airflow_settings
         from pipeline.store import Store
 
         settings = airflow_settings()
         window = _window(settings.lookback)
         store = Store(settings.store)
         if settings.source_kind == "spool":  # the receiver's spool: everything closed, then archived
+            from pipeline.ingest.drain import drain_spool
             from pipeline.ingest.events import IngestSummary
-            from pipeline.spool import drain_spool
 
             paths = []
             summary = drain_spool(store, settings.source) or IngestSummary(ingest_id="")

@@ -1,6 +1,6 @@
 """Daily store upkeep at 03:00 UTC: compact small files per partition (same rows before and
 after), apply the optional retention (`retention_days`), rebuild the rollups those steps and the
-day's ingests made stale (pipeline/rollup.py), then verify the store (schema,
+day's ingests made stale (pipeline/query/rollups.py), then verify the store (schema,
 partitions, duplicate uids, row counts vs the ingest log, orphans) and fail loudly on any
 inconsistency. Each step is one store transaction; `verify` runs even when a step failed.
 """
@@ -26,7 +26,7 @@ def _today():
     context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.windows import utc
+    from pipeline.schedule.windows import utc
 
     ctx = get_current_context()
     return utc(ctx.get("data_interval_end") or ctx["dag_run"].run_after).date()
@@ -46,18 +46,18 @@ def discovery_maintenance():
     @task
     def compact() -> dict:
         """Rewrite partitions with more than one file into one file."""
-        from pipeline.config import airflow_settings
-        from pipeline.maintenance import compact as compact_store
+        from pipeline.schedule.config import airflow_settings
         from pipeline.store import Store
+        from pipeline.store.maintenance import compact as compact_store
 
         return compact_store(Store(airflow_settings().store))
 
     @task
     def apply_retention() -> dict:
         """Drop partitions older than `retention_days` (nothing when unset)."""
-        from pipeline.config import airflow_settings
-        from pipeline.maintenance import apply_retention as retain
+        from pipeline.schedule.config import airflow_settings
         from pipeline.store import Store
+        from pipeline.store.maintenance import apply_retention as retain
 
         settings = airflow_settings()
         if settings.retention_days is None:
@@ -67,18 +67,18 @@ def discovery_maintenance():
     @task
     def refresh_rollups() -> dict:
         """Rebuild the rollups the steps before (and the day's ingests) made stale."""
-        from pipeline import rollup
-        from pipeline.config import airflow_settings
+        from pipeline.query import rollup_build
+        from pipeline.schedule.config import airflow_settings
         from pipeline.store import Store
 
-        return rollup.refresh(Store(airflow_settings().store))
+        return rollup_build.refresh(Store(airflow_settings().store))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def verify() -> dict:
         """Fail with every problem listed when the store is inconsistent."""
-        from pipeline.config import airflow_settings
+        from pipeline.schedule.config import airflow_settings
         from pipeline.store import Store, StoreError
-        from pipeline.verify import verify as verify_store
+        from pipeline.store.verify import verify as verify_store
 
         problems = verify_store(Store(airflow_settings().store))
         if problems:

@@ -32,7 +32,7 @@ def _window():
     """The report's window and folder, from the Airflow context: the one place it is read."""
     from airflow.sdk import get_current_context
 
-    from pipeline.windows import report_window, utc
+    from pipeline.schedule.windows import report_window, utc
 
     ctx = get_current_context()
     events = ctx.get("triggering_asset_events") or {}
@@ -57,10 +57,10 @@ def _window():
 def discovery_report():
     @task
     def render_report() -> dict:
-        """The window's report folder by the one builder (pipeline.report.history): the failures
+        """The window's report folder by the one builder (pipeline.publish.history): the failures
         nodes table as failures.md/.csv, index.html, the 7-day trend and reasons (CSV, PNG)."""
-        from pipeline.config import airflow_settings, report_dir
-        from pipeline.report.build import build_report
+        from pipeline.publish.build import build_report
+        from pipeline.schedule.config import airflow_settings, report_dir
         from pipeline.store import Store
 
         settings = airflow_settings()
@@ -73,8 +73,8 @@ def discovery_report():
     @task
     def mail_report(report: dict) -> dict:
         """Mail the page with the CSV attached, once per report folder."""
-        from pipeline.config import airflow_settings, smtp_from_airflow
-        from pipeline.report.mail import send_report
+        from pipeline.publish.mail import send_report
+        from pipeline.schedule.config import airflow_settings, smtp_from_airflow
 
         settings = airflow_settings()
         if not report["mail"]:

@@ -1,6 +1,6 @@
 """Analyst notebook (marimo): which instances fail to enroll, why, how often they are retried,
 whether it is getting better. Every number comes from the `sql/` relations through
-`pipeline.analytics` (which opens the store with `pipeline.query.connect`).
+`pipeline.query.analytics` (which opens the store with `pipeline.query.views.connect`).
 
     marimo edit notebooks/analyst.py -- --store demo/lake
     marimo export html notebooks/analyst.py -o analyst.html -- --store demo/lake --days 7
@@ -19,11 +19,12 @@ def _():
 
     import marimo as mo
 
-    from pipeline import analytics
-    from pipeline.query import nodes_report, to_ns
-    from pipeline.report import charts
-    from pipeline.report.history import cell, records, schema_columns
+    from pipeline.publish import charts
+    from pipeline.publish.history import cell, records, schema_columns
+    from pipeline.query import analytics
+    from pipeline.report.nodes import nodes_report
     from pipeline.report.render import render_text
+    from pipeline.timeutil import to_ns
     return (UTC, analytics, cell, charts, datetime, mo, nodes_report, os, records,
             render_text, schema_columns, timedelta, to_ns)
 
@@ -32,7 +33,7 @@ def _():
 def _(analytics, mo, os):
     args = mo.cli_args()
     store = str(args.get("store") or os.environ.get("DISCOVERY_HISTORY_STORE", "lake"))
-    con = analytics.connect(store)  # pipeline.query.connect + <store>/failure_reasons.csv
+    con = analytics.connect(store)  # pipeline.query.views.connect + <store>/failure_reasons.csv
     mo.md(f"# Teleport auto-discovery history\n\nStore: `{store}`")
     return args, con
 

@@ -45,26 +45,42 @@ def parse_duration_ns(text: str) -> int:
     return int(total)
 
 
-def parse_instant(text: str) -> datetime:
-    """An RFC 3339 time (any offset) or a date (midnight UTC), as an aware UTC datetime."""
+def parse_instant_ns(text: str) -> int:
+    """An RFC 3339 time (any offset, up to nanoseconds) or a date (midnight UTC), as integer
+    nanoseconds since the epoch: every digit the user typed counts."""
     s = text.strip()
     if re.fullmatch(r"\d{4}-\d\d-\d\d", s):
         try:
             d = date.fromisoformat(s)
         except ValueError as e:
             raise InputError(f"invalid date {text!r}: {e}") from None
-        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return (d - date(1970, 1, 1)).days * 86_400 * 1_000_000_000
     if re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d(:\d\d(\.\d+)?)?", s):
         s = s.replace(" ", "T") + ("" if s.count(":") == 2 else ":00") + "Z"  # no offset: UTC
     try:
-        ns = parse_time_ns(s.replace(" ", "T"))
+        return parse_time_ns(s.replace(" ", "T"))
     except ValueError:
         raise InputError(
             f"invalid time {text!r}: expected RFC 3339 (2026-05-04T10:00:00Z) or a date (2026-05-04)"
         ) from None
-    return ns_to_datetime(ns)
+
+
+def parse_instant(text: str) -> datetime:
+    """`parse_instant_ns` as an aware UTC datetime, for the scheduler's datetimes (sub-microsecond
+    digits dropped; the CLI's windows use `parse_instant_ns`)."""
+    return ns_to_datetime(parse_instant_ns(text))
 
 
 def ns_to_datetime(ns: int) -> datetime:
     """Aware UTC datetime from nanoseconds since the epoch (sub-microsecond digits dropped)."""
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
+
+
+def to_ns(t: datetime | int) -> int:
+    """Integer nanoseconds since the epoch for an aware datetime (naive means UTC) or an int."""
+    if isinstance(t, int):
+        return t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000

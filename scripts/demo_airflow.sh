@@ -19,7 +19,7 @@ export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
 export AIRFLOW__LOGGING__LOGGING_LEVEL=${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNING}
 
-# The pipeline's settings (pipeline/config.py). The demo's snapshots are files that stand for
+# The pipeline's settings (pipeline/schedule/config.py). The demo's snapshots are files that stand for
 # the fleet's state at its end (2026-05-31), so the snapshot age limit is off.
 export DISCOVERY_HISTORY_STORE=$DEMO_DIR/lake
 export DISCOVERY_HISTORY_SOURCE_KIND=filelog

@@ -6,19 +6,25 @@
 CREATE OR REPLACE MACRO failure_trends_by(from_ts, to_ts, bucket, dimensions) AS TABLE
 WITH label_attempts AS (
     -- only the 'category' dimension needs the reason of each attempt
-    SELECT date_trunc(bucket, time) AS bucket_start, dimension, cloud, instance_key, is_failure,
+    -- the bucket is cut on integer nanoseconds (date_trunc would round through microseconds);
+    -- its start, a whole hour or day, is exact as a TIMESTAMP
+    SELECT CAST(make_timestamp_ns(epoch_ns(time) - (epoch_ns(time) % step + step) % step)
+                AS TIMESTAMP) AS bucket_start,
+           dimension, cloud, instance_key, is_failure,
            CASE dimension
                WHEN 'cloud' THEN cloud
                WHEN 'account' THEN account_id
                WHEN 'region' THEN region
-               WHEN 'exit_code' THEN
-                   CASE WHEN api_error <> '' THEN 'API error' ELSE CAST(exit_code AS VARCHAR) END
+               WHEN 'exit_code' THEN exit_label
                WHEN 'category' THEN reason
                ELSE error('failure_trends: dimension must be cloud, account, region, '
                           || 'exit_code or category, not ' || dimension)
            END AS key
     FROM run_attempts(from_ts, to_ts, classify := list_contains(dimensions, 'category'))
     CROSS JOIN unnest(dimensions) AS d(dimension)
+    CROSS JOIN (SELECT CASE bucket WHEN 'hour' THEN 3600::BIGINT WHEN 'day' THEN 86400::BIGINT
+                       ELSE error('failure_trends: bucket must be hour or day, not ' || bucket)
+                       END * 1000000000 AS step) AS b
 ),
 count_instances AS (
     -- per instance first: the distinct-instance counts below become plain counts

@@ -98,6 +98,32 @@ def make_azure_run(
     return ev
 
 
+def make_join(host_id: str, at: datetime = T0, *, method: str = "ec2", ok: bool = True,
+              node_name: str = "", attributes: dict | None = None, uid: str | None = None,
+              nanos: int = 0) -> dict:
+    """An instance.join event (TJ002I, or TJ002E when not `ok`) as Teleport emits it."""
+    ev = {
+        "ei": 0,
+        "event": "instance.join",
+        "uid": uid or f"00000000-0000-4000-a000-{next(_uids):012d}",
+        "code": "TJ002I" if ok else "TJ002E",
+        "time": ts(at, nanos),
+        "cluster_name": "test.example.com",
+        "node_name": node_name or host_id,
+        "host_id": host_id,
+        "role": "Node",
+        "method": method,
+        "token_name": "aws-discovery-iam-token",
+        "success": ok,
+        "addr.remote": "203.0.113.7:40412",
+    }
+    if attributes is not None:
+        ev["attributes"] = attributes
+    if not ok:
+        ev["error"] = "token is expired or not found"
+    return ev
+
+
 def make_aws_node(instance: str, *, account="123456789012", region="us-east-1", expires=None,
                   name=None, labels_only=False) -> dict:
     """A `node` resource as `tctl get nodes --format=json` prints it."""

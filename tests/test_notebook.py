@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.report.test_history_report import demo_store
+from tests.publish.test_history_report import demo_store
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "analyst.py"
 SECTIONS = ("1. How much was attempted", "2. Is it getting better?",

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.events import ingest_events
-from pipeline.query import connect, nodes_report
+from pipeline.query.views import connect
+from pipeline.report.nodes import nodes_report
 from pipeline.store import Store
 from tests.conftest import T0, make_azure_run, make_run, write_lines
 

@@ -137,3 +137,20 @@ def test_parse_instant_rejects(text: str) -> None:
 )
 def test_ns_to_datetime(ns: int, want: datetime) -> None:
     assert ns_to_datetime(ns) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        pytest.param("2026-05-04T10:00:00.123456789Z", 1_777_888_800_123_456_789, id="nanoseconds"),
+        pytest.param("2026-05-04T12:00:00.000000001+02:00", 1_777_888_800_000_000_001,
+                     id="offset-and-one-nanosecond"),
+        pytest.param("2026-05-04 10:00:00.5", 1_777_888_800_500_000_000, id="naive-fraction"),
+        pytest.param("2026-05-04", 1_777_852_800 * S, id="date"),
+        pytest.param("1969-12-31", -D, id="before-epoch"),
+    ],
+)
+def test_parse_instant_ns_keeps_every_digit(text: str, ns: int) -> None:
+    from pipeline.timeutil import parse_instant_ns
+
+    assert parse_instant_ns(text) == ns

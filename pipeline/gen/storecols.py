@@ -3,7 +3,7 @@
 Each value is the one the ingest stores after parsing the line `pipeline.gen.templates` (run
 events) or `pipeline.gen.noise` (instance.join) renders: the field as the JSON carries it,
 named as the ingest stages it, then the ingest's own derivations
-(`pipeline.ingest.events.derived`) and the layout's types. Run fields that do not vary per
+(`pipeline.store.layout.derived`) and the layout's types. Run fields that do not vary per
 event are computed once per (instance, outcome kind) into `rt`; `run_events_sql` gives the
 rest per event.
 """
@@ -17,9 +17,8 @@ from pipeline.gen import catalog as cat
 from pipeline.gen.events import Shape, obj
 from pipeline.gen.noise import JOIN_CODE, join_fields
 from pipeline.gen.plan import DAY
-from pipeline.ingest.events import derived
-from pipeline.ingest.write import sql_str
-from pipeline.store.layout import JOINS, RUNS
+from pipeline.store.layout import JOINS, RUNS, derived
+from pipeline.store.write import sql_str
 
 CLOUDS = ("aws", "azure")  # file_idx = cloud index * n_days + day index
 # runs columns drawn per event (run_events_sql); every other one is constant per `rt` row

@@ -1,13 +1,13 @@
 """The synthetic fleet written straight into a store: typed `runs`/`joins` rows, no JSON text.
 
-`generate_fleet_store` expands the same plan as `pipeline.generate.generate_fleet` (same
+`generate_fleet_store` expands the same plan as `pipeline.gen.generate.generate_fleet` (same
 seed, same `ev` and `noise_src` tables); `pipeline.gen.storecols` selects each stored column
 from them in DuckDB as the ingest would store it after parsing the rendered line, and
 `pipeline.gen.storewrite` assembles the runs files in Arrow (joins, ~2 % of the rows, go
 through the ingest's own COPY). The cross-server
 duplicate deliveries and malformed lines of the file-log layout are never made: a store keeps
 one copy of an event and quarantines the malformed ones, so they change no stored row.
-`tests/test_generate_store.py` compares the result with `generate_fleet` + `ingest_events`.
+`tests/gen/test_generate_store.py` compares the result with `generate_fleet` + `ingest_events`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.gen import state as gst
 from pipeline.gen.events import Shape
-from pipeline.gen.noise import build_noise_src
-from pipeline.gen.plan import plan_fleet
-from pipeline.gen.storecols import build_run_values, joins_sql, run_events_sql
-from pipeline.gen.storewrite import RunFiles
-from pipeline.gen.writer import Background, per_file
-from pipeline.generate import (
+from pipeline.gen.generate import (
     DEFAULT_END,
     GenerateError,
     Progress,
@@ -36,12 +31,17 @@ from pipeline.generate import (
     fleet_shape,
     noise_count,
 )
+from pipeline.gen.noise import build_noise_src
+from pipeline.gen.plan import plan_fleet
+from pipeline.gen.storecols import build_run_values, joins_sql, run_events_sql
+from pipeline.gen.storewrite import RunFiles
+from pipeline.gen.writer import Background, per_file
 from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.ingest.write import write_dataset
 from pipeline.store import Store
 from pipeline.store.layout import JOINS, RUNS
 from pipeline.store.manifest import Writer
+from pipeline.store.write import write_dataset
 
 
 class StoreSummary(BaseModel):

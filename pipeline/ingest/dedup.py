@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.store import Store
-from pipeline.store.layout import RUNS, Dataset
+from pipeline.store.layout import RUNS, Dataset, derived
 from pipeline.store.manifest import Writer
 
 
@@ -38,8 +38,6 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
     then line order) is fresh unless the store has it; a later copy (or a stored one) with the
     same signature is a `duplicate`, with another a `conflict`. Temp table `judged` holds every
     staged event of `kind`, narrow."""
-    from pipeline.ingest.events import derived
-
     keys = _partition_keys(ds)
     pk = ", ".join(f"{derived(k)} AS {k}" for k in keys)
     con.execute(

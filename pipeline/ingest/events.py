@@ -20,11 +20,11 @@ import pyarrow as pa
 from pipeline import models
 from pipeline.ingest import staging
 from pipeline.ingest.dedup import judge
-from pipeline.ingest.write import copy_partition, sql_str, write_dataset, write_table
 from pipeline.sources.base import Source, resolve
 from pipeline.store import Store
-from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS
+from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS, derived
 from pipeline.store.manifest import Writer
+from pipeline.store.write import copy_partition, sql_str, write_dataset, write_table
 
 Progress = Callable[[str, int], None]
 
@@ -112,20 +112,6 @@ def scratch_connection(w: Writer) -> duckdb.DuckDBPyConnection:
 
 def _count(con, where: str) -> int:
     return con.execute(f"SELECT count(*) FROM staged WHERE {where}").fetchall()[0][0]
-
-
-_DERIVED = {
-    "cloud": "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END",
-    "instance_key": "CASE event WHEN 'ssm.run' THEN instance_id ELSE lower(vm_id) END",
-    "account_id": "CASE event WHEN 'ssm.run' THEN account_id ELSE subscription_id END",
-    "is_failure": "right(code, 1) IN ('W', 'E')",
-    "event_date": "CAST(time AS DATE)",
-}
-
-
-def derived(column: str) -> str:
-    """The expression of a stored column over `staged` (most are stored as read)."""
-    return _DERIVED.get(column, column)
 
 
 def _fresh_rows(ds, kind: str, w: Writer) -> str:

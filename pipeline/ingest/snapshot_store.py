@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipeline.ingest.write import write_dataset
 from pipeline.store import StoreError
 from pipeline.store.history import KINDS, Kind, period_of
 from pipeline.store.layout import legacy_in
 from pipeline.store.manifest import Writer
+from pipeline.store.write import write_dataset
 from pipeline.timeutil import ns_to_datetime
 
 

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.ingest import snapshot_store
 from pipeline.ingest.events import IngestSummary, log_ingest
-from pipeline.ingest.write import write_table
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
 from pipeline.store.history import KINDS
 from pipeline.store.layout import QUARANTINE, SNAPSHOT_LOG
+from pipeline.store.write import write_table
 
 AWS_INSTANCE_LABEL = "teleport.dev/instance-id"
 AWS_ACCOUNT_LABEL = "teleport.dev/account-id"

@@ -22,7 +22,7 @@ _FAST_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5]
 _TIME_RE = r"^(\d{4}-\d\d-\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)$"
 
 
-def _field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
+def field_kinds(model: type[models.Envelope]) -> dict[str, tuple[str, bool]]:
     """name -> (kind, required) with kind in text | int | object, read from the model."""
     out: dict[str, tuple[str, bool]] = {}
     for name, info in model.model_fields.items():
@@ -42,7 +42,7 @@ def _checks() -> list[tuple[str, str]]:
     event types that share it (fewer branches: this CASE runs for every line)."""
     rules: dict[tuple[str, str], list[str]] = {}
     for event, model in models.MODELS.items():
-        for name, (kind, required) in _field_kinds(model).items():
+        for name, (kind, required) in field_kinds(model).items():
             if name == "event":
                 continue
             f = f"j.{name}"
@@ -139,8 +139,8 @@ def stage_sql(safe: bool = False, source: str = "batch_lines", raw_bytes: str = 
     accepted line with `keep_raw`, else only where the uid is missing (it is derived from it).
     One JSON parse per line (from_json into a struct) plus one for `extra`; text fields read as
     VARCHAR (any JSON value becomes its text), integers and objects checked as the models do."""
-    fields = {**_field_kinds(models.SSMRun), **_field_kinds(models.AzureRun)}
-    fields.update(_field_kinds(models.InstanceJoin))
+    fields = {**field_kinds(models.SSMRun), **field_kinds(models.AzureRun)}
+    fields.update(field_kinds(models.InstanceJoin))
     struct = "{" + ", ".join(
         f'"{n}": "{"JSON" if k == "object" else "VARCHAR"}"' for n, (k, _) in fields.items()
     ) + "}"

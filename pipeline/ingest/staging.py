@@ -21,10 +21,10 @@ import pyarrow as pa
 
 from pipeline import models
 from pipeline.ingest.stage import run_stage, stage_sql
-from pipeline.ingest.write import sql_str
 from pipeline.sources import LINE_SCHEMA, duck
 from pipeline.sources.base import Source
 from pipeline.store.manifest import Writer
+from pipeline.store.write import sql_str
 
 Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
@@ -60,9 +60,9 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
                     staged.read += n
                     if progress:
                         progress(name, n)
-    _stage_arrow(con, out, slow, staged, seq, progress)
+    stage_arrow(con, out, slow, staged, seq, progress)
     if not staged.parts:  # nothing read: one empty file keeps the schema
-        _stage_arrow(con, out, [], staged, seq, progress, empty=True)
+        stage_arrow(con, out, [], staged, seq, progress, empty=True)
     return staged
 
 
@@ -125,7 +125,7 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[li
     return [(str(part), [(f.name, n) for f, n in zip(group, lines, strict=True)])], []
 
 
-def _stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
+def stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
     chunks = _chunks(files, staged, progress)
     if empty:
         chunks = iter([LINE_SCHEMA.empty_table()])

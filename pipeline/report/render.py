@@ -13,14 +13,8 @@ import io
 import re
 from collections.abc import Callable, Sequence
 
-from pipeline.report.gofmt import (
-    go_bytes,
-    go_bytes_each,
-    go_json_dumps,
-    go_yaml_dumps,
-    rfc3339,
-    rfc3339nano,
-)
+from pipeline.report.gofmt import go_bytes, go_bytes_each, go_json_dumps, rfc3339, rfc3339nano
+from pipeline.report.goyaml import GoYAMLError, go_yaml_dumps
 from pipeline.report.rows import (
     CLOUD_NAMES,
     NodeRow,
@@ -86,10 +80,18 @@ def render_json(rows: Sequence[NodeRow]) -> bytes:
 
 
 def render_yaml(rows: Sequence[NodeRow]) -> bytes:
-    """tctl's YAML: one yaml.v2 document per row, "---" between them; `[]` (no newline) when empty."""
+    """tctl's YAML: one yaml.v2 document per row, "---" between them; `[]` (no newline) when empty.
+    A row yaml.v2 refuses raises GoYAMLError whose `partial` holds what tctl printed before it."""
     if not rows:
         return b"[]"
-    return "---\n".join(go_yaml_dumps(json_object(row)) for row in rows).encode()
+    docs: list[str] = []
+    for row in rows:
+        try:
+            docs.append(go_yaml_dumps(json_object(row)))
+        except GoYAMLError as err:  # tctl streams: the documents before (and a "---") are out
+            err.partial = "".join(doc + "---\n" for doc in docs).encode()
+            raise
+    return "---\n".join(docs).encode()
 
 
 def _full_details(row: NodeRow) -> str:

@@ -13,6 +13,7 @@ from itertools import repeat
 from typing import Literal
 
 from pipeline.report.gofmt import go_bytes, go_quote
+from pipeline.report.titles import user_task_title
 
 Cloud = Literal["aws", "azure"]
 
@@ -77,18 +78,6 @@ def run_results(has_run: Sequence[bool], time_ns: Sequence, exit_code: Sequence,
 # Go's unicode.IsSpace (what strings.TrimSpace trims). Python's str.strip also trims \x1c-\x1f.
 GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
-EC2_ISSUE_TITLES = {
-    "ec2-ssm-script-failure": "SSM Script failure",
-    "ec2-ssm-agent-connection-lost": "SSM Agent lost connection",
-    "ec2-ssm-unsupported-os": "Unsupported Operating System",
-    "ec2-join-failure": "EC2 Join Failure",
-}
-AZURE_ISSUE_TITLES = {
-    "azure-vm-enrollment-error": "Enrollment failed",
-    "azure-vm-agent-not-available": "VM agent not available",
-    "azure-vm-missing-run-commands-permission": "Missing Run Command permissions",
-    "azure-vm-not-running": "VMs not running",
-}
 CLOUD_NAMES = {"aws": "AWS", "azure": "Azure"}
 _RUN_OUTPUT_MAX_BYTES = 100
 
@@ -101,12 +90,6 @@ def go_trim_space(s: str) -> str:
 def combine_output(stdout: str, stderr: str) -> str:
     """Trimmed stdout and trimmed stderr joined by one newline; whichever is non-empty alone."""
     return "\n".join(part for part in (go_trim_space(stdout), go_trim_space(stderr)) if part)
-
-
-def user_task_title(cloud: Cloud, issue: str) -> str:
-    """Title of a user task issue for that cloud; the raw issue when unknown, "" without one."""
-    titles = EC2_ISSUE_TITLES if cloud == "aws" else AZURE_ISSUE_TITLES
-    return titles.get(issue) or issue
 
 
 def status(row: NodeRow) -> str:
@@ -136,7 +119,7 @@ def details(row: NodeRow, text: Callable[[str], str] | None = None) -> str:
     """tctl's Details column: task title, then `Script output: %q` or `API error: %q`, ". "-joined.
     `text` replaces tctl's trim-cut-quote of the output (CSV/Markdown pass the full text)."""
     text = text or _trim_escape
-    title = user_task_title(row.cloud, row.user_task_issue)
+    title = user_task_title(row.user_task_issue)
     extra = ""
     if row.run is not None:
         if out := text(row.run.output):
@@ -153,8 +136,14 @@ def instance_text(row: NodeRow) -> str:
     return f"{row.resource_group}/{row.vm_id}" if row.resource_group else row.vm_id
 
 
+# Go's zero time.Time (0001-01-01T00:00:00Z) in ns since the epoch: tctl's "no time". The Unix
+# epoch itself (0) is an ordinary time.
+GO_ZERO_TIME_NS = -62_135_596_800 * 1_000_000_000
+
+
 def last_time_ns(row: NodeRow) -> int | None:
-    """The row's last time: the run's time when present and non-zero, else the expiry (or None)."""
-    if row.run is not None and row.run.time_ns:
+    """The row's last time: the run's time unless it is Go's zero time, else the expiry; None when
+    neither is a time (tctl leaves the cell blank)."""
+    if row.run is not None and row.run.time_ns != GO_ZERO_TIME_NS:
         return row.run.time_ns
-    return row.expiry_ns
+    return None if row.expiry_ns == GO_ZERO_TIME_NS else row.expiry_ns

@@ -189,6 +189,9 @@ def truncated_table(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], t
     if rows and set(map(len, rows)) != {len(columns)}:
         raise ValueError(f"truncated_table: every row needs {len(columns)} cells")
     limits = column_limits(columns, rows, truncated, width)
+    if rows and min(limits) < 0:  # asciitable would slice cell[:-n]: tctl panics (W <= 10)
+        raise TableWidthError(f"table too narrow for width {width}: column limit {min(limits)} < 0 "
+                              "(tctl panics here); use a width of at least 11, or --format json")
     cells = _columns_of(rows, len(columns))
     cut = [truncate_column(col, lim) for col, lim in zip(cells, limits, strict=True)]
     table = [[title, b"-" * max([len(title), *map(len, col)]), *col]

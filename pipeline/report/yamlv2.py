@@ -1,7 +1,9 @@
-"""yaml.v2 v2.4's decisions that PyYAML's emitter does not make: map key order and implicit types.
+"""yaml.v2 v2.4's decisions that PyYAML's emitter does not make: map key order, implicit types, and
+what its reader makes of the JSON ghodss/yaml hands it.
 
 Go's yaml.v2 sorts map keys with its own `keyList.Less` and quotes a string whenever reading it back
 plain would give another type (bool, number, timestamp, base-60 float): both reimplemented here.
+ghodss/yaml.Marshal is json.Marshal, then yaml.v2 reads that JSON (`reread`), then writes YAML.
 """
 
 from __future__ import annotations
@@ -106,3 +108,41 @@ def plain_is_str(s: str) -> bool:
     if s[0] in "+-0123456789" and (_is_v2_timestamp(s) or _v2_is_number(s)):
         return False
     return not _V2_BASE60.fullmatch(s)
+
+
+class GoYAMLError(ValueError):
+    """tctl's YAML fails: ghodss/yaml re-reads its own JSON, whose raw DEL/C1/U+FFFE are refused.
+    `partial` is what tctl has printed by then (the earlier documents); the CLI writes it first."""
+
+    partial: bytes = b""
+
+
+# raw in Go's JSON and refused by yaml.v2's reader (not printable there): DEL, C1 but NEL, U+FFFE/F
+_V2_READER_REFUSES = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
+# Go's JSON escapes every YAML break but NEL and every blank but space: those two stay raw
+_BLANKS = re.compile("[ \x85]+")
+_DOC_INDICATOR = re.compile("(?:---|\\.\\.\\.)[ \x85]")
+
+
+def _fold(blanks: str) -> str:
+    """libyaml's flow-scalar join of one run of spaces and NELs (a NEL reads as a line break):
+    spaces alone stay; otherwise spaces around breaks go, a lone break becomes a space, and
+    each break after the first stays a newline."""
+    breaks = blanks.count("\x85")
+    return blanks if not breaks else "\n" * (breaks - 1) or " "
+
+
+def reread(s: str) -> str:
+    """`s` after a JSON round trip through yaml.v2's reader, as ghodss/yaml.Marshal does it:
+    a raw NEL is a line break inside the double-quoted scalar and folds. GoYAMLError where the
+    reader refuses a character or meets `---`/`...` at the start of a line (after a NEL)."""
+    if bad := _V2_READER_REFUSES.search(s):
+        raise GoYAMLError(f"yaml: control characters are not allowed (U+{ord(bad[0]):04X} in "
+                          f"{s[:40]!r}); tctl fails the same way: use --format json")
+    if "\x85" not in s:
+        return s
+    for m in re.finditer("\x85", s):
+        if _DOC_INDICATOR.match(s, m.end()):
+            raise GoYAMLError(f"yaml: found unexpected document indicator after U+0085 in {s[:40]!r}; "
+                              "tctl fails the same way: use --format json")
+    return _BLANKS.sub(lambda m: _fold(m[0]), s)

@@ -1,4 +1,6 @@
-"""Read-only sources of audit events. Each yields Arrow record batches of raw lines.
+"""Sources: where Teleport's events are read (files, folders, URLs, Parquet, DynamoDB) or
+received (the event-handler receiver and its spool). Each yields Arrow record batches of raw
+lines.
 
 A batch has the columns of `LINE_SCHEMA`: `source` (file name), `line_no` (1-based line, or row
 index for Parquet), `line` (the raw bytes of one event) and `error` (set when the source itself

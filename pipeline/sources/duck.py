@@ -19,7 +19,7 @@ import itertools
 import os
 import stat
 
-from pipeline.sources.files import GZIP_MAGIC, SourceFile, _is_url
+from pipeline.sources.files import GZIP_MAGIC, SourceFile, is_url
 
 BOM = b"\xef\xbb\xbf"
 DELIM = b"\x01"  # the reader's column delimiter: a byte a JSON line cannot hold unescaped
@@ -29,7 +29,7 @@ MAX_LINE = 64 * 1024 * 1024  # longer lines: the Arrow reader (they are quaranti
 
 def candidate(f: object) -> bool:
     """Whether `f` may be plain (a local file, not named .parquet); `plain_lines` decides."""
-    return isinstance(f, SourceFile) and not _is_url(f.url) and not f.url.endswith(".parquet")
+    return isinstance(f, SourceFile) and not is_url(f.url) and not f.url.endswith(".parquet")
 
 
 def plain_lines(f: object) -> int | None:

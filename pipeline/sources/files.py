@@ -51,7 +51,7 @@ def _is_event_file(name: str) -> bool:
     return name.endswith(".gz") or name.endswith(EVENT_SUFFIXES)
 
 
-def _is_url(path: str) -> bool:
+def is_url(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
@@ -63,7 +63,7 @@ def expand(paths: list[str]) -> list[SourceFile]:
     """
     found: dict[str, SourceFile] = {}
     for raw in paths:
-        if _is_url(raw):
+        if is_url(raw):
             for f in _expand_url(raw):
                 found.setdefault(f.url, f)
             continue
@@ -104,7 +104,7 @@ def _expand_url(url: str) -> Iterator[SourceFile]:
 
 
 def _open(f: SourceFile):
-    if _is_url(f.url):
+    if is_url(f.url):
         import fsspec
 
         raw = fsspec.open(f.url, "rb").open()
@@ -200,7 +200,7 @@ def read_athena(f: SourceFile, batch_rows: int = 65536) -> Iterator[pa.RecordBat
     import pyarrow.parquet as pq
 
     try:
-        if _is_url(f.url):
+        if is_url(f.url):
             import fsspec
 
             handle = fsspec.open(f.url, "rb").open()

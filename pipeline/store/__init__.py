@@ -1,4 +1,6 @@
-"""The store: hive-partitioned Parquet datasets under one root, committed through a manifest.
+"""Store: hive-partitioned Parquet datasets under one root, committed through a manifest; the
+only writer of Parquet (`write`), its layout, upkeep (`maintenance`: compaction, retention) and
+`verify`.
 
 Layout (`<root>/`):
   _manifest.json          the committed file list of every dataset (atomic replace)
@@ -10,7 +12,7 @@ Layout (`<root>/`):
   node_history/, node_history_ends/, node_expiry/, user_task_history/, user_task_history_ends/
                           snapshots as changes (`pipeline.store.history`)
 
-Readers (`pipeline.query.connect`) only read files named in the manifest, so a crashed or
+Readers (`pipeline.query.views.connect`) only read files named in the manifest, so a crashed or
 running writer is never half-visible: a commit is one rename of `_manifest.json`.
 """
 

@@ -222,7 +222,7 @@ INGEST_LOG = Dataset(
     ),
 )
 
-# Rollups (pipeline/rollup.py): derived from `runs`, rebuilt by `discovery-history rollup`. Each
+# Rollups (pipeline/query/rollups.py): derived from `runs`, rebuilt by `discovery-history rollup`. Each
 # file's name ends in the fingerprint of the runs files (and SQL) it was computed from; a reader
 # uses only those whose fingerprint still matches, so a stale rollup is never read.
 ROLLUP_LATEST = Dataset(  # the newest run per instance of each month: runs' rows, keys included
@@ -277,3 +277,20 @@ def dataset(name: str) -> Dataset:
 def legacy_in(datasets: dict[str, list[str]]) -> list[str]:
     """The legacy datasets a manifest still lists files of (empty once migrated)."""
     return [name for name in LEGACY if datasets.get(name)]
+
+
+# How the ingest derives stored columns from an event's typed fields; `verify` checks partition
+# folders against the same expressions.
+DERIVED = {
+    "cloud": "CASE event WHEN 'ssm.run' THEN 'aws' ELSE 'azure' END",
+    "instance_key": "CASE event WHEN 'ssm.run' THEN instance_id ELSE lower(vm_id) END",
+    "account_id": "CASE event WHEN 'ssm.run' THEN account_id ELSE subscription_id END",
+    "is_failure": "right(code, 1) IN ('W', 'E')",
+    "event_date": "CAST(time AS DATE)",
+}
+
+
+def derived(column: str) -> str:
+    """The SQL expression of a stored column over an event's typed fields (as an ingest stages
+    them; most are stored as read)."""
+    return DERIVED.get(column, column)

@@ -120,13 +120,13 @@ def test_a_file_duckdb_refuses_falls_back_alone(tmp_path: Path, monkeypatch) -> 
     """Invalid UTF-8 makes DuckDB refuse the group: each file is then
     staged alone, and only the refused one takes the Arrow path."""
     arrow_read: list[str] = []
-    real = staging._stage_arrow
+    real = staging.stage_arrow
 
     def spy(con, out, files, *args, **kw):
         arrow_read.extend(Path(f.name).name for f in files)
         return real(con, out, files, *args, **kw)
 
-    monkeypatch.setattr(staging, "_stage_arrow", spy)
+    monkeypatch.setattr(staging, "stage_arrow", spy)
     files = {"a.log": [RUN], "b.log": [b"\xff\xfe", AZ], "c.log": [JOIN]}
     plain, arrow = _both(tmp_path, files)
     assert plain == arrow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.snapshots import SnapshotError, ingest_snapshot
-from pipeline.query import connect
+from pipeline.query.views import connect
 from pipeline.store import Store
 from tests.conftest import T0, make_aws_node, make_azure_node, make_task, query, write_json
 

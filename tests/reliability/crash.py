@@ -82,7 +82,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> str:
 def build_fleet(root: Path) -> Fleet:
     """Generate the input once, ingest it cleanly with the CLI (timing its phases), and build
     the seed store."""
-    from pipeline.generate import generate_fleet
+    from pipeline.gen.generate import generate_fleet
 
     summary = generate_fleet(root / "fleet", days=4, aws_instances=300, azure_vms=100)
     auth = root / "fleet" / "auth"
@@ -211,7 +211,8 @@ def check_readers(path: Path, window: tuple[datetime, datetime]) -> int:
     store was committed yet, and readers are told so in one line)."""
     import duckdb
 
-    from pipeline.query import connect, nodes_report
+    from pipeline.query.views import connect
+    from pipeline.report.nodes import nodes_report
 
     store = Store(path)
     if not store.exists():
@@ -243,7 +244,7 @@ def check_readers(path: Path, window: tuple[datetime, datetime]) -> int:
 
 
 def _ns(t: datetime) -> int:
-    from pipeline.query import to_ns
+    from pipeline.timeutil import to_ns
 
     return to_ns(t)
 
@@ -284,7 +285,7 @@ def unreferenced(path: Path) -> list[str]:
 def fingerprint(path: Path) -> dict[str, tuple]:
     """Row contents of the event datasets (all but ingest_id/source) and the quarantine (what was
     rejected, where, why): counts and an order-free hash of the rows."""
-    from pipeline.query import connect
+    from pipeline.query.views import connect
 
     with connect(Store(path)) as con:
         out = {
@@ -301,7 +302,7 @@ def fingerprint(path: Path) -> dict[str, tuple]:
 
 def uid_diff(path: Path, reference: Path) -> str:
     """A readable difference of two stores' runs (for a failing comparison)."""
-    from pipeline.query import connect
+    from pipeline.query.views import connect
 
     def rows(p: Path) -> set[tuple]:
         with connect(Store(p)) as con:

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.ingest.events import ingest_events
 from pipeline.store import Store
-from pipeline.verify import verify
+from pipeline.store.verify import verify
 from tests.reliability import crash
 from tests.reliability.conftest import tally
 
@@ -75,12 +75,7 @@ def test_sigkill_during_ingest_soak(fleet: crash.Fleet, tmp_path: Path):
 
 # --------------------------------------------------------------------------- compaction
 
-COMPACT = (  # `discovery-history compact`, with the registration lines of pipeline.cli_admin
-    "from pipeline.cli import main\n"
-    "from pipeline.cli_admin import compact_cmd\n"
-    "main.add_command(compact_cmd)\n"
-    "main(prog_name='discovery-history')\n"
-)
+COMPACT = ["-m", "pipeline.cli"]  # `discovery-history`, as a process
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +102,7 @@ def compact_and_kill(store: Path, after_commit: bool, rng: random.Random) -> str
     import time
 
     before = crash.manifest_token(store)
-    proc = subprocess.Popen([sys.executable, "-c", COMPACT, "--store", str(store), "compact"],
+    proc = subprocess.Popen([sys.executable, *COMPACT, "--store", str(store), "compact"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=crash.env())
     if after_commit:
         crash._wait_for(proc, lambda: crash.manifest_token(store) != before)
@@ -133,7 +128,7 @@ def test_sigkill_during_compaction_leaves_nothing_behind(fragmented: Path, tmp_p
     crash.sweep(store)
     assert crash.unreferenced(store) == [], phase  # the replaced files too, when it died after
     compacted = len(Store(store).manifest().datasets["runs"])
-    from pipeline.maintenance import compact
+    from pipeline.store.maintenance import compact
 
     compact(Store(store))  # and compaction can be run again
     assert crash.fingerprint(store) == rows and verify(Store(store)) == []

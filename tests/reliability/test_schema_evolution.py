@@ -14,12 +14,13 @@ import pytest
 from pipeline import models
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.maintenance import compact
-from pipeline.query import connect, nodes_report
-from pipeline.report.history import write_history_report
+from pipeline.publish.build import write_history_report
+from pipeline.query.views import connect
+from pipeline.report.nodes import nodes_report
 from pipeline.store import Store
 from pipeline.store.layout import SCHEMA_VERSION
-from pipeline.verify import verify
+from pipeline.store.maintenance import compact
+from pipeline.store.verify import verify
 from tests.conftest import T0, make_run, write_lines
 from tests.fixtures import make_store_v1 as v1
 

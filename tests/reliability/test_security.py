@@ -1,9 +1,9 @@
 """Security: user input never reaches SQL (or a shell) as text, secrets stay out of messages,
 the store is not world-readable, event text is inert in reports.
 
-Report escaping is tested where the reports are: tests/report/test_history_report.py
+Report escaping is tested where the reports are: tests/publish/test_history_report.py
 (`<script>` in stdout and API errors, escaped in HTML and Markdown, inert in headless Chromium)
-and tests/report/test_build_mail.py (every event text escaped, no tag but the page's own)."""
+and tests/publish/test_build_mail.py (every event text escaped, no tag but the page's own)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,15 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.maintenance import compact
-from pipeline.query import connect
+from pipeline.query.views import connect
 from pipeline.sources import LINE_SCHEMA
 from pipeline.store import Store
+from pipeline.store.maintenance import compact
 from pipeline.store.manifest import LOCK
-from pipeline.verify import verify
+from pipeline.store.verify import verify
 from tests.conftest import (
     T0,
     make_aws_node,
@@ -186,7 +186,7 @@ def test_a_store_path_with_a_backslash_is_refused_in_one_line(tmp_path: Path) ->
 
 
 def test_snapshot_commands_run_without_a_shell(tmp_path: Path, monkeypatch) -> None:
-    from pipeline.snapshot_cmd import run_snapshot
+    from pipeline.ingest.snapshot_cmd import run_snapshot
 
     monkeypatch.chdir(tmp_path)
     cmd = f"printf %s '[]' ; touch {CANARY} && $(touch {CANARY}) | tee {CANARY} `touch {CANARY}`"
@@ -202,7 +202,7 @@ SECRET = "s3cr3t-Hunter2-XyZ"
 
 
 def test_configuration_errors_never_show_the_smtp_password(monkeypatch) -> None:
-    from pipeline.config import ConfigError, load_settings
+    from pipeline.schedule.config import ConfigError, load_settings
 
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_PASSWORD", SECRET)
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_PORT", "not-a-port")
@@ -251,8 +251,7 @@ def _encodings(user: str, password: str) -> list[str]:
 
 
 def test_a_refusing_server_cannot_make_the_password_appear_in_the_error(tmp_path: Path) -> None:
-    from pipeline.config import SmtpConfig
-    from pipeline.report.mail import MailError, send_report
+    from pipeline.publish.mail import MailError, SmtpConfig, send_report
 
     (tmp_path / "index.html").write_text("<p>report</p>")
     (tmp_path / "failures.csv").write_text("a\n")

@@ -117,3 +117,28 @@ def edge_rows() -> list[NodeRow]:
         make_row("VM-é", cloud="azure", region="Brazil South", resource_group="rg-café",
                  run=make_run(0, T0 - 2 * MINUTE, api_error="first line\nsecond: line\n")),
     ]
+
+
+# --- real Go (tests/goracle): built once per session when the toolchain and libraries are here ---
+
+_ORACLE: list = []  # the session's GoOracle, for the terminal summary
+
+
+@pytest.fixture(scope="session")
+def goracle(tmp_path_factory):
+    """The Go oracle process (tests/report/goracle.py); skips, or fails under CI, without Go."""
+    from tests.report.goracle import GoOracle
+
+    if reason := GoOracle.missing():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the Go differential tests: {reason} (.ci/run installs it)")
+        pytest.skip(reason)
+    oracle = GoOracle.build(tmp_path_factory.mktemp("goracle"))
+    _ORACLE.append(oracle)
+    yield oracle
+    oracle.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for oracle in _ORACLE:
+        terminalreporter.write_line(oracle.summary())

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.report.gofmt import (
-    GoYAMLError,
-    go_bytes,
-    go_json_dumps,
-    go_quote,
-    go_yaml_dumps,
-    rfc3339,
-    rfc3339nano,
-)
+from pipeline.report.gofmt import go_bytes, go_json_dumps, go_quote, rfc3339, rfc3339nano
+from pipeline.report.goyaml import GoYAMLError, go_yaml_dumps
 
 from .conftest import SECOND, T0
 
@@ -32,6 +25,8 @@ from .conftest import SECOND, T0
         pytest.param("\U000e0001", '"\\U000e0001"', id="astral-nonprint"),
         pytest.param("déjà vu ✓ 日本 😀", '"déjà vu ✓ 日本 😀"', id="printable-unicode-kept"),
         pytest.param("\ufffd", '"\ufffd"', id="replacement-char-is-printable"),
+        pytest.param("\U0001fae8 \U00031350", '"\U0001fae8 \U00031350"',
+                     id="unicode-15-printable-as-go-1.25-has-it"),
         pytest.param("lone \ud800", '"lone \ufffd"', id="lone-surrogate-as-go-decodes-it"),
     ],
 )
@@ -141,7 +136,6 @@ def test_go_json_rejects_floats():
         pytest.param("tab\there", 'k: "tab\\there"', id="tab-double-quoted"),
         pytest.param("é ✓ 日本", "k: é ✓ 日本", id="bmp-unicode-raw"),
         pytest.param("hi 😀", 'k: "hi \\U0001F600"', id="astral-escaped-like-yaml-v2"),
-        pytest.param("nel\x85", 'k: "nel\\N"', id="nel"),
         pytest.param("\ufeffbom", 'k: "\\uFEFF\\x62\\x6F\\x6D"', id="leading-bom-escapes-all"),
     ],
 )
@@ -189,6 +183,32 @@ def test_go_yaml_fails_where_yaml_v2_reader_refuses_raw_json(char):
         go_yaml_dumps({"k": f"a{char}b"})
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x1f", "\x85", "\ufeff", "\U0010ffff"])
+@pytest.mark.parametrize("char", ["\x00", "\x1f", "\ufeff", "\U0010ffff"])
 def test_go_yaml_accepts_what_json_escapes_or_the_reader_allows(char):
     assert go_yaml_dumps({"k": f"a{char}b"}).startswith('k: "a\\')
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        # ghodss/yaml: json.Marshal leaves NEL raw; yaml.v2 reads it as a line break and folds it
+        pytest.param("nel\x85", "k: 'nel '\n", id="nel-at-end-folds-to-a-space"),
+        pytest.param("a\x85b", "k: a b\n", id="nel-inside-folds-to-a-space"),
+        pytest.param("a \x85 \x85 b", "k: |-\n  a\n  b\n", id="second-nel-is-a-newline"),
+        pytest.param("a\x85\n\n", 'k: "a \\n\\n"\n', id="nel-then-escaped-newlines"),
+        # yaml.v2's single-quoted writer adds no indentation after trailing breaks
+        pytest.param("x\u2028", "k: 'x\u2028'\n", id="ends-in-line-separator"),
+        pytest.param("x\u2029", "k: 'x\u2029'\n", id="ends-in-paragraph-separator"),
+        # yaml.v2's encoder never ends a stream with "..." (open_ended cleared before stream end)
+        pytest.param("a\n\n", "k: |+\n  a\n\n", id="two-newlines-no-document-end"),
+        pytest.param("\n\n\n", "k: |2+\n\n\n\n", id="only-newlines-no-document-end"),
+    ],
+)
+def test_go_yaml_as_ghodss_reads_its_json_back(value, text):
+    """Each expectation is what Go 1.25 + ghodss/yaml + yaml.v2 2.4 print (test_goracle.py)."""
+    assert go_yaml_dumps({"k": value}) == text
+
+
+def test_go_yaml_fails_on_a_document_indicator_after_nel():
+    with pytest.raises(GoYAMLError, match="document indicator"):
+        go_yaml_dumps({"k": "a\x85--- b"})

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from pipeline.report.gofmt import GoYAMLError
+from pipeline.report.goyaml import GoYAMLError
 from pipeline.report.render import (
     ANALYST_COLUMNS,
     RENDERERS,
@@ -18,6 +18,7 @@ from pipeline.report.render import (
     render_text,
     render_yaml,
 )
+from pipeline.report.rows import GO_ZERO_TIME_NS
 
 from .conftest import MINUTE, T0, edge_rows, fixture_rows, make_row, make_run
 
@@ -83,10 +84,18 @@ def test_text_pads_non_ascii_by_runes():
     )
 
 
-def test_text_time_is_empty_without_run_time_or_expiry():
-    row = make_row("i-1", run=make_run(0, 0))
+def test_text_time_is_empty_only_for_go_zero_time():
+    row = make_row("i-1", run=make_run(0, GO_ZERO_TIME_NS))
     assert render_text([row], 200).splitlines()[2] == (
         b"AWS   123456789012 us-east-1 i-1           Installed (offline)         "
+    )
+
+
+def test_text_time_at_the_unix_epoch_is_a_time():
+    """tctl tests time.IsZero (year 1): a run at 1970-01-01T00:00:00Z shows its time."""
+    row = make_row("i-1", run=make_run(0, 0))
+    assert render_text([row], 200).splitlines()[2] == (
+        b"AWS   123456789012 us-east-1 i-1      1970-01-01T00:00:00Z Installed (offline)         "
     )
 
 
@@ -136,6 +145,14 @@ def test_markdown_escapes_pipes_backslashes_and_newlines():
 
 def test_yaml_fails_like_tctl_on_raw_del():
     row = make_row("i-1", run=make_run(1, output="bell\x7f"))
-    with pytest.raises(GoYAMLError, match="U\\+007F"):
+    with pytest.raises(GoYAMLError, match="U\\+007F") as err:
         render_yaml([row])
+    assert err.value.partial == b""
     assert b'"output": "bell\x7f"' in render_json([row])
+
+
+def test_yaml_error_carries_the_documents_tctl_printed_before_it():
+    good, bad = make_row("i-1"), make_row("i-2", run=make_run(1, output="bell\x7f"))
+    with pytest.raises(GoYAMLError) as err:
+        render_yaml([good, good, bad, good])
+    assert err.value.partial == render_yaml([good, good]) + b"---\n"

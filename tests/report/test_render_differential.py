@@ -100,7 +100,8 @@ FLEET_STORE = Path(os.environ.get("FLEET_STORE", "bench/.work/inputs/history-50M
 @pytest.mark.skipif(not FLEET_STORE.exists(), reason=f"{FLEET_STORE} not built (bench/)")
 def test_fleet_report_matches_reference():
     """The 24 h report of the 50M-event bench store (105,694 rows), every format, once."""
-    from pipeline.query import connect, nodes_report
+    from pipeline.query.views import connect
+    from pipeline.report.nodes import nodes_report
 
     con = connect(str(FLEET_STORE))
     hi = con.execute("SELECT epoch_ns(max(time)) + 1 FROM runs_on_days(DATE '2026-05-29', "

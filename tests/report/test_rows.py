@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 
 from pipeline.report.rows import (
+    GO_ZERO_TIME_NS,
     combine_output,
     details,
     go_trim_space,
     instance_text,
     last_time_ns,
     status,
-    user_task_title,
 )
+from pipeline.report.titles import ISSUE_TITLES, user_task_title
 
 from .conftest import MINUTE, T0, make_row, make_run
 
@@ -69,8 +70,12 @@ def test_status(online, run, expected):
                      id="agent-lost"),
         pytest.param({"user_task_issue": "ec2-brand-new-issue"}, "ec2-brand-new-issue",
                      id="unknown-issue-raw"),
-        pytest.param({"user_task_issue": "azure-vm-not-running"}, "azure-vm-not-running",
-                     id="azure-issue-on-aws-row-is-raw"),
+        pytest.param({"user_task_issue": "azure-vm-not-running"}, "VMs not running",
+                     id="titles-come-from-one-folder-whatever-the-cloud"),
+        pytest.param({"user_task_issue": "ec2-perm-account-denied"}, "Missing AWS account permissions",
+                     id="perm-account-denied"),
+        pytest.param({"user_task_issue": "ec2-perm-org-denied"}, "Missing AWS organization permissions",
+                     id="perm-org-denied"),
         pytest.param({"run": make_run(1, output='say "hi"\\')}, 'Script output: "say \\"hi\\"\\\\"',
                      id="quoted-with-go-escapes"),
     ],
@@ -86,13 +91,14 @@ def test_details_aws(fields, expected):
         ("azure-vm-agent-not-available", "VM agent not available"),
         ("azure-vm-missing-run-commands-permission", "Missing Run Command permissions"),
         ("azure-vm-not-running", "VMs not running"),
-        ("ec2-ssm-script-failure", "ec2-ssm-script-failure"),
+        ("azure-vm-subscription-list-denied", "Cannot access Azure subscriptions"),
+        ("ec2-ssm-script-failure", "SSM Script failure"),
         ("azure-vm-something-new", "azure-vm-something-new"),
         ("", ""),
     ],
 )
 def test_azure_titles(issue, title):
-    assert user_task_title("azure", issue) == title
+    assert user_task_title(issue) == title
     run = make_run(0, api_error="Conflict")
     row = make_row("VM-1", cloud="azure", user_task_issue=issue, run=run)
     assert details(row) == (f'{title}. API error: "Conflict"' if title else 'API error: "Conflict"')
@@ -182,9 +188,22 @@ def test_instance_text(row, expected):
         pytest.param({"expiry_ns": T0}, T0, id="expiry-only"),
         pytest.param({"expiry_ns": T0, "run": make_run(0, T0 - MINUTE)}, T0 - MINUTE,
                      id="run-wins-even-when-older"),
-        pytest.param({"expiry_ns": T0, "run": make_run(0, 0)}, T0, id="zero-run-time-falls-back"),
-        pytest.param({"run": make_run(0, 0)}, None, id="zero-run-time-no-expiry"),
+        pytest.param({"expiry_ns": T0, "run": make_run(0, 0)}, 0, id="unix-epoch-run-is-a-time"),
+        pytest.param({"run": make_run(0, 0)}, 0, id="unix-epoch-run-no-expiry"),
+        pytest.param({"expiry_ns": T0, "run": make_run(0, GO_ZERO_TIME_NS)}, T0,
+                     id="go-zero-run-time-falls-back"),
+        pytest.param({"expiry_ns": GO_ZERO_TIME_NS}, None, id="go-zero-expiry-is-no-time"),
     ],
 )
 def test_last_time_ns(fields, expected):
     assert last_time_ns(make_row("i-1", **fields)) == expected
+
+
+def test_title_table_is_complete_for_the_description_files_read():
+    """Every issue type whose description file (read for titles.py) starts with `# `."""
+    assert {"ec2-ssm-script-failure", "ec2-ssm-agent-connection-lost", "ec2-ssm-unsupported-os",
+            "ec2-join-failure", "ec2-perm-account-denied", "ec2-perm-org-denied",
+            "azure-vm-enrollment-error", "azure-vm-agent-not-available",
+            "azure-vm-missing-run-commands-permission", "azure-vm-not-running",
+            "azure-vm-subscription-list-denied"} <= set(ISSUE_TITLES)
+    assert all(title and title == title.strip() for title in ISSUE_TITLES.values())

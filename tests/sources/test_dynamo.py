@@ -371,7 +371,7 @@ def test_ingest_from_the_table_is_exactly_once(client, table, store) -> None:
 
 
 def test_ingest_dynamodb_command(endpoint, client, table, tmp_path, monkeypatch) -> None:
-    from tests.test_cli_receive import invoke
+    from tests.cli.test_receive import invoke
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # the standard credential chain
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

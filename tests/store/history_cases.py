@@ -11,12 +11,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import analytics
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.query import nodes_report, to_ns
-from pipeline.report.history import collect
+from pipeline.publish.history import collect
+from pipeline.query import analytics
+from pipeline.report.nodes import nodes_report
 from pipeline.store import Store
+from pipeline.timeutil import to_ns
 from tests.conftest import make_aws_node, make_azure_node, make_azure_run, make_run, ts
 from tests.store.reference import legacy
 
@@ -127,7 +128,17 @@ def runs_for(captures: list[Capture]) -> list[dict]:
         else:
             out.append(make_azure_run(VMS[m - 3].upper(), "TAZ00W", at, exit_code=1,
                                       uid=f"run-{i}-f"))
+            # an Azure join names only its host id: matched to an instance through the nodes
+            out.append(_join(f"node-{m}-{int(i % 3 == 2)}", c.at - timedelta(minutes=30),
+                             f"join-{i}"))
     return out
+
+
+def _join(host_id: str, at: datetime, uid: str) -> dict:
+    return {"ei": 0, "event": "instance.join", "uid": uid, "code": "TJ002I", "time": ts(at),
+            "cluster_name": "test.example.com", "node_name": host_id, "host_id": host_id,
+            "role": "Node", "method": "azure", "token_name": "azure-token",
+            "attributes": {"subscription": "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"}}
 
 
 @dataclass

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.maintenance import apply_retention, compact
-from pipeline.query import connect
+from pipeline.query.views import connect
 from pipeline.store import Store
-from pipeline.verify import verify
+from pipeline.store.maintenance import apply_retention, compact
+from pipeline.store.verify import verify
 from tests.store.history_cases import (
     Capture,
     NodeSpec,

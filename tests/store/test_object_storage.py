@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.query import connect, nodes_report
+from pipeline.query.views import connect
+from pipeline.report.nodes import nodes_report
 from pipeline.store import Store, StoreLocked
 from pipeline.store import remote as remote_store
 from tests.conftest import T0, make_aws_node, make_azure_run, make_run, write_json, write_lines

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.store.history_cases import (
+    VMS,
     Capture,
     NodeSpec,
     TaskSpec,
@@ -143,6 +144,19 @@ CASES = {
 @pytest.mark.parametrize("captures", CASES.values(), ids=CASES.keys())
 def test_named_histories_answer_as_full_copies_did(captures, tmp_path: Path) -> None:
     assert_same(build(tmp_path, captures))
+
+
+def test_an_azure_join_is_matched_to_its_instance_through_the_node_history(tmp_path) -> None:
+    """instance_joins finds the instance of a join that names only its host id through the
+    nodes listed in the window, as it did through full copies (time to enroll uses it)."""
+    caps = [Capture(START + i * H, [NodeSpec(3), NodeSpec(0)]) for i in range(4)]
+    b = build(tmp_path, caps)
+    ours, old = connections(b)
+    sql = "SELECT * FROM instance_joins(make_timestamp_ns($1), make_timestamp_ns($2)) ORDER BY ALL"
+    window = [int((START - H).timestamp()) * 10**9, int((START + 5 * H).timestamp()) * 10**9]
+    got = ours.execute(sql, window).fetchall()
+    assert got == old.execute(sql, window).fetchall()
+    assert [(r[0], r[1]) for r in got] == [("azure", VMS[0])]  # the join at capture 3
 
 
 def test_the_oracle_reads_its_full_copies(tmp_path: Path) -> None:

@@ -1,6 +1,10 @@
 # FROZEN ORACLE: pipeline/report/gofmt.py as of commit 570e1d2, before the renderers were optimised.
 # Kept verbatim (imports redirected here) so tests/report/test_render_differential.py can check
 # the fast renderers stay byte-identical to it. Do not edit or "improve" it.
+# ISSUE 16 (Go parity) changed these rules on purpose; the reference takes them from the pipeline,
+# whose definitions tests/report/test_goracle.py checks against real Go (now the authority):
+# is_go_print (Go's Unicode 15.0 table), yamlv2.reread (NEL folding, refusals), yaml.v2's
+# single-quoted writer (no indentation after trailing breaks), no "..." at the stream end.
 """Go's formatters, reimplemented byte for byte: `%q`, RFC 3339 times, encoding/json, yaml.v2.
 
 Strings cross into "Go" through `go_bytes`: a lone surrogate (what Python's json keeps for an
@@ -10,13 +14,15 @@ unpaired `\\ud800` escape) becomes U+FFFD, as Go's JSON decoder makes it.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from functools import cmp_to_key
 
 import yaml
 from yaml import events as ye
 from yaml.emitter import Emitter
+
+from pipeline.report.gofmt import is_go_print  # issue 16
+from pipeline.report.yamlv2 import reread  # issue 16
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,11 +38,6 @@ def go_string(s: str) -> str:
 def go_bytes(s: str | bytes) -> bytes:
     """The UTF-8 bytes of a Go string (bytes pass through untouched)."""
     return s if isinstance(s, bytes) else go_string(s).encode("utf-8")
-
-
-def is_go_print(ch: str) -> bool:
-    """Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and ASCII space."""
-    return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
 
 
 def go_quote(s: str | bytes) -> str:
@@ -134,6 +135,29 @@ class _LibyamlEmitter(Emitter):
     def _put(self, data: str) -> None:
         self.column += len(data)
         self.stream.write(data)
+
+    def write_single_quoted(self, text, split=True):  # issue 16: yaml.v2's writer
+        self.write_indicator("'", True)
+        spaces = breaks = False
+        for i, ch in enumerate(text):
+            if ch == " ":
+                if (split and not spaces and self.column > self.best_width and 0 < i < len(text) - 1
+                        and text[i + 1] != " "):
+                    self.write_indent()
+                else:
+                    self._put(" ")
+                spaces = True
+            elif ch in "\n\x85\u2028\u2029":
+                if not breaks and ch == "\n":
+                    self.write_line_break()
+                self.write_line_break(None if ch == "\n" else ch)
+                breaks = True
+            else:
+                if breaks:
+                    self.write_indent()
+                self._put("''" if ch == "'" else ch)
+                self.indention = spaces = breaks = False
+        self.write_indicator("'", False)
 
     def write_double_quoted(self, text, split=True):
         self.write_indicator('"', True)
@@ -285,18 +309,20 @@ def _yaml_events(v: object):
     elif v is None:
         yield ye.ScalarEvent(None, None, (True, True), "null")
     elif isinstance(v, str):
-        s = go_string(v)
-        if bad := _V2_READER_REFUSES.search(s):
-            raise GoYAMLError(f"yaml: control characters are not allowed (U+{ord(bad[0]):04X} in "
-                              f"{s[:40]!r}); tctl fails the same way: use --format json")
+        s = reread(go_string(v))  # issue 16
         style = "|" if "\n" in s else (None if _yaml_v2_plain_is_str(s) else '"')
         yield ye.ScalarEvent(None, None, (True, True), s, style=style)
     else:
         raise TypeError(f"go_yaml_dumps: unsupported type {type(v).__name__}; use dict/str/int/bool/None")
 
 
+# PyYAML's "..." after a `|+` literal: at column 0, right after the value's last line break
+_OPEN_END = re.compile("[\\n\\x85\\u2028\\u2029]\\.\\.\\.\\n\\Z")
+
+
 def go_yaml_dumps(obj: dict) -> str:
     """ghodss/yaml.Marshal of a JSON-shaped mapping as yaml.v2 v2.4 writes it (sorted keys, width 80)."""
     events = [ye.StreamStartEvent(), ye.DocumentStartEvent(explicit=False), *_yaml_events(obj),
               ye.DocumentEndEvent(explicit=False), ye.StreamEndEvent()]
-    return yaml.emit(events, Dumper=_LibyamlEmitter, indent=2, width=80, allow_unicode=True)
+    text = yaml.emit(events, Dumper=_LibyamlEmitter, indent=2, width=80, allow_unicode=True)
+    return text[:-4] if _OPEN_END.search(text) else text  # issue 16: yaml.v2 never writes "..."

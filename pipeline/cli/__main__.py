@@ -1,0 +1,5 @@
+"""`python -m pipeline.cli`: the `discovery-history` command."""
+
+from pipeline.cli.main import main
+
+main()

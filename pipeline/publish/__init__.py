@@ -1,0 +1,3 @@
+"""Publish: the history report stakeholders read. Its tables in every format (`history`), the
+HTML page and Markdown (`html`), the charts (`charts`), the one builder of report folders
+(`build`) and its delivery by mail (`mail`)."""

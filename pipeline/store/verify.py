@@ -1,0 +1,305 @@
+"""`verify`: a read-only consistency check of a store, under the writers' lock so nothing moves
+meanwhile: the manifest, each file's schema, partition folders against rows, duplicate uids, row
+counts against the ingest and snapshot logs, orphans and leftover staging. Local folders and
+object-storage stores alike.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipeline.store import Store
+from pipeline.store.history import KINDS
+from pipeline.store.layout import (
+    INGEST_LOG,
+    SCHEMA_VERSION,
+    SNAPSHOT_LOG,
+    Dataset,
+    derived,
+    legacy_in,
+)
+from pipeline.store.maintenance import (
+    EVENT_DATASETS,
+    count_rows,
+    dataset_files,
+    plain_connection,
+    stored_datasets,
+)
+from pipeline.store.manifest import SCHEMA_DIR, STAGING
+from pipeline.store.write import sql_str
+
+# What each partition folder value must equal, as an expression over the file's columns.
+PARTITION_EXPR = {
+    "runs": {k: derived(k) for k in ("cloud", "event_date")},  # as the ingest derives them
+    "joins": {"event_date": derived("event_date")},
+    "quarantine": {"ingest_date": "CAST(quarantined_at AS DATE)"},
+    "node_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
+    "user_task_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_expiry": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
+    "user_task_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
+    "rollup_latest": {"event_month": "CAST(date_trunc('month', event_date) AS DATE)"},
+    "rollup_trends": {"event_date": "CAST(bucket_start AS DATE)"},
+}
+MAX_LISTED = 10
+
+
+def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
+    """Every inconsistency found, one line each (empty: the store is sound). Checks the manifest,
+    each file's schema against the layout, partition folder values against the rows, duplicate
+    uids in runs/joins, row counts against the ingest and snapshot logs, files on disk not in the
+    manifest (and the reverse), and leftover staging folders. Holds the writers' lock."""
+    store.require()
+    with store.locked(lock_timeout):
+        manifest = store.manifest()
+        problems: list[str] = []
+        if manifest.schema_version != SCHEMA_VERSION:
+            problems.append(f"manifest schema_version {manifest.schema_version}, "
+                            f"code expects {SCHEMA_VERSION}")
+        datasets = stored_datasets(manifest.datasets)
+        legacy = legacy_in(manifest.datasets)
+        if legacy:
+            problems.append(f"snapshots stored as full copies ({', '.join(legacy)}): run "
+                            "`discovery-history migrate` to convert them to the change history")
+        listing = {name: _listing(store, name) for name in datasets}
+        problems += _check_files_on_disk(store, manifest, listing)
+        con = plain_connection(store)
+        try:
+            present = {name: [r for r in manifest.datasets.get(name, []) if r in listing[name]]
+                       for name in datasets}
+            for name, ds in datasets.items():
+                schema_problems, bad = _check_schema(con, store, ds, present[name])
+                problems += schema_problems
+                present[name] = [r for r in present[name] if r not in bad]  # unreadable as rows
+                problems += _guarded(f"partitions of {name}", _check_partitions, con, store, ds,
+                                     present[name])
+            problems += _guarded("duplicate uids", _check_duplicates, con, store, present)
+            problems += _guarded("row counts", _check_counts, con, store, present)
+            if not legacy:
+                problems += _guarded("snapshot history", _check_history, con, store, present)
+        finally:
+            con.close()
+    return problems
+
+
+def _listing(store: Store, name: str) -> set[str]:
+    """Every file under a dataset's folder, relative to it (committed or not)."""
+    if store.remote:
+        base = store.fs_path(name)
+        try:
+            return {p[len(base) + 1:] for p in store.fs.find(base)}
+        except FileNotFoundError:
+            return set()
+    base, found = store.root / name, set()
+    for dirpath, _, filenames in os.walk(base):
+        found.update(Path(dirpath, fn).relative_to(base).as_posix() for fn in filenames)
+    return found
+
+
+def _leftover_staging(store: Store) -> list[str]:
+    if store.remote:
+        try:
+            return sorted(p.rsplit("/", 1)[-1]
+                          for p in store.fs.ls(store.fs_path(STAGING), detail=False))
+        except FileNotFoundError:
+            return []
+    staging = store.root / STAGING
+    return sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
+
+
+def _check_files_on_disk(store: Store, manifest, listing: dict[str, set[str]]) -> list[str]:
+    problems = []
+    for name in listing:
+        listed, on_disk = set(manifest.datasets.get(name, [])), listing[name]
+        retired = {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
+        orphans = on_disk - listed - retired  # retired ones are kept on purpose, for a while
+        for rel in sorted(orphans)[:MAX_LISTED]:
+            problems.append(f"orphan file {name}/{rel}: on disk but not in the manifest")
+        if len(orphans) > MAX_LISTED:
+            problems.append(f"... and {len(orphans) - MAX_LISTED} more orphan files in {name}")
+        for rel in sorted(listed - on_disk)[:MAX_LISTED]:
+            problems.append(f"missing file {name}/{rel}: in the manifest but not on disk")
+    for leftover in _leftover_staging(store):
+        problems.append(f"leftover staging {STAGING}/{leftover} (a writer died; the next write "
+                        "sweeps it)")
+    return problems
+
+
+def _guarded(what: str, check, *args) -> list[str]:
+    """Run a content check; a file DuckDB cannot read becomes a problem, not a crash."""
+    try:
+        return check(*args)
+    except duckdb.Error as e:
+        return [f"cannot check {what}: {str(e).splitlines()[0]}"]
+
+
+def _check_schema(con, store: Store, ds: Dataset, rels: list[str]) -> tuple[list[str], set[str]]:
+    """Problems, and the manifest entries whose files do not have the layout's columns."""
+    want = [(c, t) for c, t in ds.columns]
+    schema_rel = f"{SCHEMA_DIR}/{ds.name}/{ds.placeholder_path()}"
+    files = [(store.path(schema_rel), None, schema_rel)]
+    files += [(store.path(ds.name, r), r, f"{ds.name}/{r}") for r in rels]
+    problems: list[str] = []
+    bad: set[str] = set()
+    for f, rel, shown_rel in files:
+        try:
+            got = [(r[0], r[1]) for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({sql_str(f)}, hive_partitioning = false)"
+            ).fetchall()]
+        except duckdb.Error as e:
+            problems.append(f"unreadable file {shown_rel}: "
+                            f"{str(e).splitlines()[0]}")
+            bad.add(rel)
+            continue
+        if got != want:
+            diff = sorted(set(got) ^ set(want))
+            shown = ", ".join(" ".join(d) for d in diff[:6]) or "column order"
+            problems.append(f"schema mismatch in {shown_rel}: {shown}")
+            bad.add(rel)
+    return problems, bad
+
+
+def _check_partitions(con, store: Store, ds: Dataset, rels: list[str]) -> list[str]:
+    keys = [c for c, _ in ds.partition]
+    problems = []
+    for rel in rels:
+        folders = rel.split("/")[:-1]
+        names = [f.split("=", 1)[0] for f in folders]
+        if names != keys:
+            problems.append(f"bad partition path {ds.name}/{rel}: expected folders "
+                            f"{'/'.join(k + '=…' for k in keys) or '(none)'}")
+    if not keys or not rels or ds.name not in PARTITION_EXPR:
+        return problems
+    good = [r for r in rels if [f.split("=", 1)[0] for f in r.split("/")[:-1]] == keys]
+    if not good:
+        return problems
+    exprs = ", ".join(f"CAST({PARTITION_EXPR[ds.name][k]} AS VARCHAR) AS {k}" for k in keys)
+    con.execute("SET VARIABLE part_files = $1", [dataset_files(store, ds.name, good)])
+    rows = con.execute(
+        f"SELECT filename, {exprs}, count(*) FROM read_parquet(getvariable('part_files'), "
+        "hive_partitioning = false, filename = true) GROUP BY ALL").fetchall()
+    base = store.path(ds.name) + "/"
+    for filename, *values, n in rows:
+        rel = filename[len(base):] if filename.startswith(base) else filename
+        folder = dict(f.split("=", 1) for f in rel.split("/")[:-1])
+        for k, v in zip(keys, values, strict=True):
+            if folder.get(k) != v:
+                problems.append(f"partition mismatch in {ds.name}/{rel}: {n} rows have "
+                                f"{k}={v}, folder says {k}={folder.get(k)}")
+    return problems
+
+
+def _check_duplicates(con, store: Store, present: dict[str, list[str]]) -> list[str]:
+    problems = []
+    for name in EVENT_DATASETS:
+        if not present[name]:
+            continue
+        con.execute("SET VARIABLE dup_files = $1", [dataset_files(store, name, present[name])])
+        dups = con.execute(
+            "SELECT uid, count(*) AS n FROM read_parquet(getvariable('dup_files'), "
+            "hive_partitioning = false) GROUP BY uid HAVING n > 1 ORDER BY uid").fetchall()
+        for uid, n in dups[:MAX_LISTED]:
+            problems.append(f"duplicate uid in {name}: {uid} stored {n} times")
+        if len(dups) > MAX_LISTED:
+            problems.append(f"... and {len(dups) - MAX_LISTED} more duplicate uids in {name}")
+    return problems
+
+
+def _rows(con, store: Store, name: str, rels: list[str]) -> int:
+    return count_rows(con, dataset_files(store, name, rels)) if rels else 0
+
+
+def _check_counts(con, store: Store, present: dict[str, list[str]]) -> list[str]:
+    problems = []
+    log = present[INGEST_LOG.name]
+    if log:
+        con.execute("SET VARIABLE log_files = $1", [dataset_files(store, INGEST_LOG.name, log)])
+        logged = con.execute(
+            "SELECT coalesce(sum(stored), 0) FROM read_parquet(getvariable('log_files')) "
+            "WHERE kind IN ('events', 'retention')").fetchall()[0][0]
+    else:
+        logged = 0
+    stored = sum(_rows(con, store, n, present[n]) for n in EVENT_DATASETS)
+    if stored != logged:
+        problems.append(f"row count mismatch: runs + joins hold {stored} rows, ingest_log "
+                        f"records {logged} stored")
+    for kind, name in (("nodes", "node_snapshots"), ("user_tasks", "user_task_snapshots")):
+        if name in present:  # full copies, not yet migrated: one row per logged row
+            have, want = _rows(con, store, name, present[name]), _logged(con, store, present, kind)
+            if have != want:
+                problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
+                                f"records {want}")
+    return problems
+
+
+def _logged(con, store: Store, present: dict[str, list[str]], kind: str) -> int:
+    """Rows snapshot_log records for the captures of `kind`."""
+    snaps = present[SNAPSHOT_LOG.name]
+    if not snaps:
+        return 0
+    con.execute("SET VARIABLE snap_files = $1", [dataset_files(store, SNAPSHOT_LOG.name, snaps)])
+    return int(con.execute("SELECT coalesce(sum(rows), 0) FROM read_parquet("
+                           "getvariable('snap_files')) WHERE kind = $1", [kind]).fetchall()[0][0])
+
+
+def _check_history(con, store: Store, present: dict[str, list[str]]) -> list[str]:
+    """The change history against snapshot_log: no interval twice in a period or ended twice;
+    the captures each interval spans (first to last capture, or to the newest) add up to the rows
+    logged per kind; and for nodes, one per-capture value per node per capture."""
+    problems = []
+    log = dataset_files(store, SNAPSHOT_LOG.name, present[SNAPSHOT_LOG.name])
+    for k in KINDS.values():
+        con.execute("SET VARIABLE h_files = $1", [[store.schema_file(k.history.name)] +
+                    dataset_files(store, k.history.name, present[k.history.name])])
+        con.execute("SET VARIABLE e_files = $1", [[store.schema_file(k.ends.name)] +
+                    dataset_files(store, k.ends.name, present[k.ends.name])])
+        con.execute("SET VARIABLE l_files = $1", [[store.schema_file(SNAPSHOT_LOG.name)] + log])
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT period, interval_id FROM read_parquet(getvariable("
+            "'h_files'), hive_partitioning = true) GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        ended = con.execute(
+            "SELECT count(*) FROM (SELECT interval_id FROM read_parquet(getvariable('e_files'))"
+            " GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        if twice[0][0] or ended[0][0]:
+            problems.append(f"{k.history.name}: {twice[0][0]} intervals listed twice in a month, "
+                            f"{ended[0][0]} ended twice")
+        spanned = con.execute(_SPANNED, [k.kind]).fetchall()[0][0]
+        want = _logged(con, store, present, k.kind)
+        if spanned != want:
+            problems.append(f"row count mismatch: the {k.kind} intervals span {spanned} rows of "
+                            f"captures, snapshot_log records {want}")
+        if k.expiry is not None:
+            have = _rows(con, store, k.expiry.name, present[k.expiry.name])
+            if have != want:
+                problems.append(f"row count mismatch: {k.expiry.name} holds {have} rows, "
+                                f"snapshot_log records {want}")
+    return problems
+
+
+# rows of captures the intervals span: captures numbered; each interval from the first capture at
+# or after its first_seen to the last at or before its end (the newest capture when open)
+_SPANNED = """
+WITH number_captures AS (
+    SELECT captured_at, row_number() OVER (ORDER BY captured_at) AS seq
+    FROM (SELECT DISTINCT captured_at FROM read_parquet(getvariable('l_files')) WHERE kind = $1)
+),
+resolve_intervals AS (
+    SELECT h.interval_id, min(h.first_seen) AS first_seen,
+           coalesce(max(e.last_seen), (SELECT max(captured_at) FROM number_captures)) AS last_seen
+    FROM read_parquet(getvariable('h_files'), hive_partitioning = false) h
+    LEFT JOIN read_parquet(getvariable('e_files'), hive_partitioning = false) e USING (interval_id)
+    GROUP BY h.interval_id
+),
+first_capture AS (
+    SELECT i.*, c.seq AS lo FROM resolve_intervals i
+    ASOF JOIN number_captures c ON c.captured_at >= i.first_seen
+),
+last_capture AS (
+    SELECT f.*, c.seq AS hi FROM first_capture f
+    ASOF JOIN number_captures c ON c.captured_at <= f.last_seen
+)
+SELECT coalesce(sum(greatest(hi - lo + 1, 0)), 0) FROM last_capture
+"""
