@@ -85,9 +85,9 @@ SELECT s, first_k, last_k, name,
 FROM named
 """
 
-# the node resource, as `tctl get nodes --format=json` prints it; __EXPIRES__ is replaced
+# the node resource, as `tctl get nodes --format=json` prints it (its JSON text)
 RAW_SQL = """
-to_json({{'kind': 'node', 'version': 'v2', 'metadata': {{'name': name,
+CAST(to_json({{'kind': 'node', 'version': 'v2', 'metadata': {{'name': name,
   'labels': CASE WHEN cloud = 'aws' THEN MAP {{'teleport.dev/instance-id': instance_id,
       'teleport.dev/account-id': account_id, 'teleport.dev/discovered-name': hostname,
       'aws/Name': hostname, 'aws/env': 'prod'}}
@@ -99,7 +99,7 @@ to_json({{'kind': 'node', 'version': 'v2', 'metadata': {{'name': name,
       'version': '18.1.4', 'cloud_metadata': {{'aws': {{'account_id': account_id,
       'instance_id': instance_id, 'region': region, 'vpc_id': 'vpc-0' || substr(revision, 1, 8)}}}}}})
     ELSE to_json({{'addr': '', 'hostname': hostname, 'version': '18.1.4', 'use_tunnel': true}}) END
-}})"""
+}}) AS VARCHAR)"""
 
 
 def offset_sql(spec: YearSpec, k: str) -> str:
@@ -129,8 +129,9 @@ def build(con, spec: YearSpec, start_ns: int, out: Path, ingest_id: str) -> dict
         'task-' || (s % 40) AS name, 'discover-ec2' AS task_type,
         ['ec2-ssm-script-failure', 'ec2-ssm-agent-connection-lost', 'ec2-join-failure'][1 + s % 3]
           AS issue_type, 'OPEN' AS state, 'aws' AS cloud, 'i-0' || substr(token, 1, 16)
-          AS instance_key, to_json({'kind': 'user_task', 'metadata': {'name': 'task-' || (s % 40)},
-          'spec': {'task_type': 'discover-ec2', 'state': 'OPEN'}}) AS raw FROM task_slots""")
+          AS instance_key, CAST(to_json({'kind': 'user_task', 'metadata': {'name': 'task-' ||
+          (s % 40)}, 'spec': {'task_type': 'discover-ec2', 'state': 'OPEN'}}) AS VARCHAR) AS raw
+          FROM task_slots""")
     first = _ts(start_ns, "first_k")
     first_expiry = f"strftime({first} + INTERVAL 8 MINUTE, '%Y-%m-%dT%H:%M:%S.%nZ')"
     con.execute(f"""CREATE OR REPLACE TABLE node_ids AS SELECT *, {RAW_SQL.format(
@@ -158,7 +159,7 @@ def build(con, spec: YearSpec, start_ns: int, out: Path, ingest_id: str) -> dict
             WHERE last_k < {c - 1} ORDER BY interval_id) TO '{out / f"{kind}_history_ends"}'
             ({opts}, PARTITION_BY (period), FILENAME_PATTERN 'part-{ingest_id}-{{i}}')""")
     expiry_bytes = write_expiry(con, spec, start_ns, out / "node_expiry", ingest_id)
-    con.execute(f"""COPY (SELECT kind, {_ts(start_ns, 'k')} AS captured_at, n AS rows,
+    con.execute(f"""COPY (SELECT kind, {_ts(start_ns, 'k')} AS captured_at, n::BIGINT AS rows,
         'bench:' || kind AS source, '{ingest_id}' AS ingest_id FROM range({c}) t(k),
         (VALUES ('nodes', {spec.nodes}), ('user_tasks', {max(1, spec.nodes // 50)})) v(kind, n)
         ORDER BY captured_at, kind) TO '{out / "snapshot_log" / f"part-{ingest_id}.parquet"}'
@@ -168,11 +169,13 @@ def build(con, spec: YearSpec, start_ns: int, out: Path, ingest_id: str) -> dict
     return {"node_intervals": counts[0], "task_intervals": counts[1], "expiry_bytes": expiry_bytes}
 
 
-def write_expiry(con, spec: YearSpec, start_ns: int, out: Path, ingest_id: str) -> int:
+def write_expiry(con, spec: YearSpec, start_ns: int, out: Path, ingest_id: str,
+                 days: int | None = None) -> int:
     """node_expiry, one file per day (the ingest writes one per capture; compaction merges a
-    day's into one): every node present at each capture. Returns bytes written."""
+    day's into one): every node present at each capture (of the first `days` days only, when
+    given). Returns bytes written."""
     out.mkdir(parents=True, exist_ok=True)
-    for d in range(spec.days):
+    for d in range(spec.days if days is None else days):
         lo, hi = d * 24, d * 24 + 23
         day = (datetime(1970, 1, 1) + timedelta(microseconds=capture_ns(start_ns, lo) // 1000))
         folder = out / f"capture_date={day:%Y-%m-%d}"
@@ -235,7 +238,11 @@ def ensure_year_store(work: Path, spec: YearSpec, end_ns: int) -> tuple[Path, di
                      "user_task_history_ends", "snapshot_log"):
             w.add_tree(name, w.scratch("out") / name)
         w.commit()
-    doc = {"spec": spec.__dict__, "start_ns": start_ns, "build_seconds": secs, **counts}
+    from pipeline.store.verify import verify
+
+    vsecs, problems = timed(lambda: verify(Store(store)))  # a bulk-built store is still a store
+    doc = {"spec": spec.__dict__, "start_ns": start_ns, "build_seconds": secs, **counts,
+           "verify": {"seconds": vsecs, "problems": problems}}
     _mark(root, doc)
     log(f"  built in {secs:.0f}s: {json.dumps(counts)}")
     return store, doc

@@ -140,6 +140,16 @@ def _damage_drop_end(store: Store) -> str:
     return "the nodes intervals span"
 
 
+def _damage_misplaced_expiry(store: Store) -> str:
+    """A day's expiry file listed (as well) under another day's folder."""
+    rel = store.manifest().datasets["node_expiry"][0]
+    moved = "capture_date=2026-01-01/" + rel.split("/", 1)[1].replace("part-", "moved-")
+    (store.root / "node_expiry" / moved).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(store.root / "node_expiry" / rel, store.root / "node_expiry" / moved)
+    _list(store, "node_expiry", moved)
+    return "partition mismatch in node_expiry/capture_date=2026-01-01/moved-"
+
+
 def _list(store: Store, dataset: str, rel: str) -> None:
     m = store.manifest()
     m.datasets[dataset].append(rel)
@@ -147,7 +157,8 @@ def _list(store: Store, dataset: str, rel: str) -> None:
 
 
 @pytest.mark.parametrize("damage", [_damage_copy_history_file, _damage_drop_expiry_file,
-                                    _damage_drop_end], ids=lambda f: f.__name__[8:])
+                                    _damage_drop_end, _damage_misplaced_expiry],
+                         ids=lambda f: f.__name__[8:])
 def test_verify_checks_the_history_against_the_log(built, damage) -> None:
     assert verify(built.store) == []
     expected = damage(built.store)
