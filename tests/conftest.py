@@ -198,7 +198,7 @@ def query(store: Store, dataset: str, sql: str, params: list | None = None) -> l
     from pipeline.store.layout import DATASETS
 
     if dataset not in DATASETS:
-        from pipeline.query import connect
+        from pipeline.query.views import connect
 
         with connect(store) as con:
             con.execute(f"CREATE TEMP VIEW t AS SELECT * FROM {dataset}")

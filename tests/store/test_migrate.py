@@ -37,7 +37,7 @@ from tests.store.history_cases import (
 )
 from tests.store.test_snapshot_history import CASES, START
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCRIPT = Path(sys.executable).with_name("discovery-history")
 H = timedelta(hours=1)
 HISTORY_CASE = [  # churn, re-registration, a repeated row, month ends, user tasks coming and going
