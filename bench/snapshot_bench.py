@@ -265,7 +265,7 @@ def _report_row(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> Row:
 
 
 def run(ctx: Ctx) -> list[Row]:
-    from pipeline.generate import DEFAULT_END
+    from pipeline.gen.generate import DEFAULT_END
 
     spec = SPECS[ctx.scale.name]
     year, doc = ensure_year_store(ctx.inputs, spec, _ns(DEFAULT_END))
