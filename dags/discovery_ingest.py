@@ -6,6 +6,9 @@
 * `snapshot_nodes` / `snapshot_user_tasks` store `tctl get nodes|user_tasks` (command or file)
   captured at the interval end. They run beside the ingest: a failed snapshot never blocks it.
   A snapshot is skipped when the run is older than `snapshot_max_lag` (backfills, catch-up).
+* `write_metrics` writes enrollment health (`discovery-history metrics`) atomically to
+  `metrics_textfile` (node_exporter's textfile collector) after `ingest_events`, whatever its
+  outcome (snapshots still running show from the next run on); skipped when no file is set.
 * Manual runs: conf `{"start": "...", "end": "..."}` (or `{"date": "YYYY-MM-DD"}`) ingests that
   window; without conf or interval, the hour before the run. Backfills (`airflow backfill create
   --dag-id discovery_ingest`) replay intervals; rerunning one leaves the store unchanged.
@@ -119,7 +122,24 @@ def discovery_ingest():
         """`tctl get user_tasks` (or the configured file) captured at the interval end."""
         return _snapshot("user_tasks")
 
-    ingest_events()
+    @task(trigger_rule="all_done", retries=1)
+    def write_metrics() -> dict:
+        """Enrollment health written atomically to the textfile-collector file, if configured."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from pipeline.publish.metrics import store_exposition, write_textfile
+        from pipeline.schedule.config import airflow_settings
+        from pipeline.store import Store
+
+        settings = airflow_settings()
+        if not settings.metrics_textfile:
+            raise AirflowSkipException("no metrics_textfile configured")
+        data = store_exposition(Store(settings.store), datetime.now(UTC))
+        return {"path": str(write_textfile(settings.metrics_textfile, data)), "bytes": len(data)}
+
+    # after the ingest, whatever its outcome (a failed one shows as a stale last ingest); the
+    # snapshots stay leaves, so a failed snapshot still fails the run
+    ingest_events() >> write_metrics()
     snapshot_nodes()
     snapshot_user_tasks()
 

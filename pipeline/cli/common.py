@@ -102,10 +102,11 @@ class Progress:
 
 
 def store_of(ctx: click.Context):
-    """The store named by `--store` (or $DISCOVERY_HISTORY_STORE) of this invocation."""
+    """The store named by `--store` (or $DISCOVERY_HISTORY_STORE, else `lake`) of this
+    invocation; a command invoked outside the root group reads the same defaults."""
     from pipeline.store import Store
 
-    return Store(ctx.obj["store"])
+    return Store((ctx.obj or {}).get("store") or os.environ.get(ENV_STORE) or "lake")
 
 
 def report_ingest(summary, as_json: bool) -> None:

@@ -12,8 +12,10 @@ from pipeline.cli.common import ENV_STORE, OneLineGroup
 from pipeline.cli.demo import demo
 from pipeline.cli.history import history_cmd, report_cmd, trends_cmd
 from pipeline.cli.ingest import ingest
+from pipeline.cli.metrics import metrics_cmd
 from pipeline.cli.nodes import nodes_cmd
 from pipeline.cli.receive import receive_cmd
+from pipeline.cli.sql import sql_cmd
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +34,7 @@ def main(ctx: click.Context, store: str) -> None:
 
 
 for _cmd in (ingest, nodes_cmd, history_cmd, trends_cmd, report_cmd, verify_cmd, compact_cmd,
-             rollup_cmd, migrate_cmd, receive_cmd, demo):
+             rollup_cmd, migrate_cmd, receive_cmd, sql_cmd, metrics_cmd, demo):
     main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from pipeline.cli.common import friendly
+from pipeline.cli.common import friendly, store_of
 from pipeline.timeutil import InputError
 
 
@@ -35,15 +35,37 @@ def parse_listen(addr: str) -> tuple[str, int]:
 @click.option("--rotate-seconds", default=60.0, show_default=True,
               type=click.FloatRange(min=0.1), help="Close a spool file at this age.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request on stderr.")
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Serve GET /metrics: enrollment health of --store (as `metrics` prints it).")
+@click.pass_context
 @friendly
-def receive_cmd(**options) -> None:
+def receive_cmd(ctx, metrics, **options) -> None:
     """Accept teleport-event-handler's events (Fluentd HTTP input format) and spool them;
-    each POST is acknowledged only once its event is on disk (fsync). Stops on SIGTERM/SIGINT."""
-    _receive(**options)
+    each POST is acknowledged only once its event is on disk (fsync). Stops on SIGTERM/SIGINT.
+    GET /healthz answers ok; GET /metrics the store's enrollment health."""
+    _receive(**options, metrics=store_metrics(store_of(ctx)) if metrics else None)
+
+
+def store_metrics(store):
+    """The receiver's /metrics: `store`'s exposition at the time of each scrape, OpenMetrics when
+    the scraper accepts it; one scrape at a time (each opens the store)."""
+    lock = threading.Lock()
+
+    def produce(accept: str) -> tuple[bytes, str]:
+        from datetime import UTC, datetime
+
+        from pipeline.publish.metrics import OPENMETRICS_TYPE, PROMETHEUS_TYPE, store_exposition
+
+        openmetrics = "application/openmetrics-text" in accept
+        with lock:
+            body = store_exposition(store.require(), datetime.now(UTC), openmetrics=openmetrics)
+        return body, OPENMETRICS_TYPE if openmetrics else PROMETHEUS_TYPE
+
+    return produce
 
 
 def _receive(listen, spool_dir, tls_cert, tls_key, tls_client_ca, rotate_mb, rotate_seconds,
-             verbose) -> None:
+             verbose, metrics=None) -> None:
     import logging
 
     from pipeline.sources.receiver import Receiver, TLSConfig
@@ -58,7 +80,7 @@ def _receive(listen, spool_dir, tls_cert, tls_key, tls_client_ca, rotate_mb, rot
     address = parse_listen(listen)
     tls = TLSConfig(tls_cert, tls_key, tls_client_ca) if tls_cert else None
     spool = Spool(spool_dir, max_bytes=rotate_mb << 20, max_age=rotate_seconds)
-    receiver = Receiver(spool, address, tls)
+    receiver = Receiver(spool, address, tls, metrics=metrics)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -41,6 +41,8 @@ def connect(store: Store | str, *, database: str = ":memory:") -> duckdb.DuckDBP
     """`pipeline.query.views.connect` plus the store's own failure_reasons.csv rules, if it has one."""
     store = store if isinstance(store, Store) else Store(store)
     con = views.connect(store, database=database)
+    if store.remote:  # a store on object storage: the shipped rules only (no local CSV to read)
+        return con
     path = store.root / REASONS_FILE
     if path.is_file():
         load_failure_reasons(con, path)

@@ -14,6 +14,7 @@ import duckdb
 from pipeline.query import rollups
 from pipeline.store import Store, history
 from pipeline.store.layout import DATASETS, HISTORY, ROLLUPS, Dataset, legacy_in
+from pipeline.store.manifest import Manifest
 
 
 def sql_dir() -> Path:
@@ -44,10 +45,10 @@ def connect(store: Store | str, *, database: str = ":memory:") -> duckdb.DuckDBP
 def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     """(Re)create the dataset views from the store's current manifest, then the SQL relations."""
     manifest = store.manifest()
-    store.register(con)
+    texts = [path.read_text() for path in sql_files()]
+    set_files(con, store, manifest, texts)
     legacy = legacy_in(manifest.datasets)
     for name, ds in DATASETS.items():
-        con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
         if name in ROLLUPS:  # read through latest_runs and analytics.failure_trends only; a
             continue         # store from before rollups has no schema file for a view yet
         if name in HISTORY and (legacy or not manifest.datasets.get(name)):
@@ -57,28 +58,39 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             continue
         if name in HISTORY:
             # its files all have the layout's schema (written from schema 3 on; verify checks):
-            # binding reads one footer, not a year of them. A data file first, the schema file
-            # last: the planner sizes the scan by the first file (a zero-row anchor would make
-            # it the join's build side, and the capture's day and month would not prune files)
-            files = store.files(name, manifest)
-            con.execute(f"SET VARIABLE {name}_scan = $1", [files[1:] + files[:1]])
+            # binding reads one footer, not a year of them (`<name>_scan`, see set_files)
             _dataset_view(con, name, ds, f"getvariable('{name}_scan')", by_name=False)
             continue
         _dataset_view(con, name, ds, f"getvariable('{name}_files')")
     if legacy:  # a store not yet migrated: its full copies read as the change history
         for kind in history.KINDS.values():
-            files = store.files(kind.legacy.name, manifest) if kind.legacy.name in legacy else []
             source = f"legacy_{kind.legacy.name}"
-            if files:
-                con.execute(f"SET VARIABLE {source}_files = $1", [files])
+            if kind.legacy.name in legacy:
                 _dataset_view(con, source, kind.legacy, f"getvariable('{source}_files')")
             else:
                 con.execute(f"CREATE OR REPLACE VIEW {source} AS {_empty(kind.legacy)}")
             history.legacy_views(con, kind, source)
-    texts = [path.read_text() for path in sql_files()]
-    rollups.attach(con, store, manifest.datasets, texts)
     for text in texts:
         con.execute(text)
+
+
+def set_files(con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest,
+              texts: list[str]) -> None:
+    """Set the variables the views read through (each dataset's committed files of `manifest`,
+    the fresh rollups) and let `con` read the store's files; `texts` are the `sql/` texts loaded.
+    A history dataset's list is also kept with a data file first and the schema file last
+    (`<name>_scan`): the planner sizes a scan by its first file, and a zero-row anchor would
+    make it a join's build side, so that a capture's day and month would not prune files. A
+    store of full copies (schema 1-2) lists them as `legacy_<dataset>_files`."""
+    store.register(con)
+    for name in DATASETS:
+        files = store.files(name, manifest)
+        con.execute(f"SET VARIABLE {name}_files = $1", [files])
+        if name in HISTORY:
+            con.execute(f"SET VARIABLE {name}_scan = $1", [files[1:] + files[:1]])
+    for name in legacy_in(manifest.datasets):
+        con.execute(f"SET VARIABLE legacy_{name}_files = $1", [store.files(name, manifest)])
+    rollups.attach(con, store, manifest.datasets, texts)
 
 
 def _dataset_view(con, name: str, ds: Dataset, files: str, by_name: bool = True) -> None:

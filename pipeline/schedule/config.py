@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = Field(30.0, gt=0)
     retention_days: int | None = Field(None, ge=1)
+    # node_exporter textfile collector file (*.prom) the ingest DAG writes metrics to after a run
+    metrics_textfile: str | None = None
 
     _durations = field_validator("lookback", "snapshot_timeout", "snapshot_max_lag",
                                  mode="before")(_duration)
@@ -92,6 +94,14 @@ class Settings(BaseSettings):
         if v < timedelta(0):
             raise ValueError("must not be negative")
         return v
+
+    @field_validator("metrics_textfile")
+    @classmethod
+    def _prom_file(cls, v: str | None) -> str | None:
+        if v and not v.endswith(".prom"):
+            raise ValueError("must name a *.prom file (node_exporter's textfile collector reads "
+                             "only those)")
+        return v or None
 
     @field_validator("snapshot_timeout")
     @classmethod

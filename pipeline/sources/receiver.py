@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8 * 1024 * 1024
 
 
+# GET /metrics: the request's Accept header -> (body, Content-Type); made by the caller (the
+# CLI), so that this module knows nothing of the store or of Prometheus
+Metrics = Callable[[str], tuple[bytes, str]]
+
+
 class ReceiverError(SourceError):
     """The receiver cannot start (address in use, bad TLS files)."""
 
@@ -119,7 +124,29 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self._reply(200 if self.path == "/healthz" else 404, "ok" if self.path == "/healthz" else "")
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics" and self.server.metrics is not None:
+            return self._metrics()
+        self._reply(200 if path == "/healthz" else 404, "ok" if path == "/healthz" else "")
+        return None
+
+    def _metrics(self) -> None:
+        """The exposition the `metrics` callable makes for this Accept header; 503 with one line
+        when it fails (the scrape shows `up` 0, the receiver keeps receiving)."""
+        try:
+            body, content_type = self.server.metrics(self.headers.get("Accept", ""))
+        except Exception as e:  # any failure of the store's side must not stop the receiver
+            log.error("metrics failed: %s", e)
+            return self._reply(503, f"metrics unavailable: {e}")
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if self.server.stopping:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+        return None
 
     def do_POST(self) -> None:  # noqa: N802
         if self.headers.get("Content-Encoding", "identity") != "identity":
@@ -183,8 +210,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for in-flight requests
     block_on_close = True
 
-    def __init__(self, address, spool: Spool, tls: ssl.SSLContext | None, on_durable):
-        self.spool, self.tls, self.on_durable = spool, tls, on_durable
+    def __init__(self, address, spool: Spool, tls: ssl.SSLContext | None, on_durable,
+                 metrics: Metrics | None = None):
+        self.spool, self.tls, self.on_durable, self.metrics = spool, tls, on_durable, metrics
         self.stopping, self._conns, self._conns_lock = False, set(), threading.Lock()
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
@@ -218,16 +246,18 @@ def _stop_reading(conn: socket.socket) -> None:
 
 
 class Receiver:
-    """The HTTP(S) server, its spool and the rotation timer; `start()`, then `stop()`."""
+    """The HTTP(S) server, its spool and the rotation timer; `start()`, then `stop()`. With
+    `metrics`, GET /metrics answers what it returns for the request's Accept header."""
 
     def __init__(self, spool: Spool, listen: tuple[str, int], tls: TLSConfig | None = None, *,
-                 on_durable: Callable[[int], None] = lambda n: None):
+                 on_durable: Callable[[int], None] = lambda n: None,
+                 metrics: Metrics | None = None):
         self.spool = spool
         self.received = 0
         self._hook, self._count_lock = on_durable, threading.Lock()
         try:
             ctx = tls.context() if tls else None
-            self._server = _Server(listen, spool, ctx, self._durable)
+            self._server = _Server(listen, spool, ctx, self._durable, metrics)
         except OSError as e:
             spool.close()
             raise ReceiverError(f"cannot listen on {listen[0]}:{listen[1]}: {e.strerror or e}") from None

@@ -144,13 +144,17 @@ def test_ingest_dag_structure(dagbag):
     _check_common(dag, "ingest")
     assert isinstance(dag.timetable, CronDataIntervalTimetable)  # cron strings carry no interval
     assert dag.timetable.expression == "0 * * * *"
-    assert set(dag.task_ids) == {"ingest_events", "snapshot_nodes", "snapshot_user_tasks"}
+    assert set(dag.task_ids) == {"ingest_events", "snapshot_nodes", "snapshot_user_tasks",
+                                 "write_metrics"}
     ingest = dag.get_task("ingest_events")
     assert [o.name for o in ingest.outlets] == [HISTORY_URI]
     for snap in ("snapshot_nodes", "snapshot_user_tasks"):  # independent: never block ingest
         t = dag.get_task(snap)
         assert not t.upstream_task_ids and not t.downstream_task_ids
     assert not ingest.upstream_task_ids
+    metrics = dag.get_task("write_metrics")  # after the ingest, whatever its outcome
+    assert metrics.upstream_task_ids == {"ingest_events"}
+    assert metrics.trigger_rule == "all_done"
 
 
 def test_report_dag_structure(dagbag):
@@ -241,7 +245,7 @@ def test_failed_snapshots_do_not_block_event_ingestion(dags, fleet, monkeypatch,
     run = run_dag(dags["discovery_ingest"], at(13))
     assert time.monotonic() - started < 600  # the 900 s command was killed at its 1 s timeout
     assert states(run) == {"ingest_events": "success", "snapshot_nodes": "failed",
-                           "snapshot_user_tasks": "failed"}
+                           "snapshot_user_tasks": "failed", "write_metrics": "skipped"}
     assert state(run) == "failed"  # visible, but the events are in
     assert len(_runs(fleet.store)) > 0
     assert _snapshot_times(fleet.store) == []
@@ -256,7 +260,7 @@ def test_snapshots_are_skipped_when_the_run_is_older_than_the_allowed_lag(dags, 
     monkeypatch.delenv("DISCOVERY_HISTORY_SNAPSHOT_MAX_LAG")  # default 1h; this run is months old
     run = run_dag(dags["discovery_ingest"], at(9))
     assert states(run) == {"ingest_events": "success", "snapshot_nodes": "skipped",
-                           "snapshot_user_tasks": "skipped"}
+                           "snapshot_user_tasks": "skipped", "write_metrics": "skipped"}
     assert state(run) == "success"
     assert _snapshot_times(fleet.store) == []
 
@@ -498,6 +502,8 @@ def test_report_window(conf, asset_ends, interval_end, label, mail, end):
         pytest.param({}, {"stroe": "x"}, "unknown setting 'stroe'", id="unknown-key"),
         pytest.param({"DISCOVERY_HISTORY_RETENTION_DAYS": "0"}, None,
                      "DISCOVERY_HISTORY_RETENTION_DAYS", id="retention-at-least-one-day"),
+        pytest.param({"DISCOVERY_HISTORY_METRICS_TEXTFILE": "/var/lib/node_exporter/dh.txt"},
+                     None, "DISCOVERY_HISTORY_METRICS_TEXTFILE", id="metrics-textfile-not-prom"),
     ],
 )
 def test_invalid_settings_are_named(monkeypatch, env, overrides, message):
@@ -634,3 +640,30 @@ def test_spool_source_is_drained_and_archived_by_the_ingest_dag(dags, fleet, tmp
     before = _runs(fleet.store)
     assert state(run_dag(dags["discovery_ingest"], at(11))) == "success"
     assert _runs(fleet.store) == before
+
+
+def test_ingest_dag_writes_the_metrics_textfile_after_the_run(dags, fleet, tmp_path,
+                                                               monkeypatch):
+    """`write_metrics` replaces the configured *.prom file with the store's exposition after the
+    run (atomically: no temporary file stays beside it); its last ingest is the run's."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipeline.query.views import connect
+
+    prom = tmp_path / "textfile" / "discovery_history.prom"
+    prom.parent.mkdir()
+    prom.write_text("stale\n")
+    monkeypatch.setenv("DISCOVERY_HISTORY_METRICS_TEXTFILE", str(prom))
+    run = run_dag(dags["discovery_ingest"], at(11))
+    assert states(run)["write_metrics"] == "success", states(run)
+    assert sorted(p.name for p in prom.parent.iterdir()) == ["discovery_history.prom"]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(prom.read_text()) for s in fam.samples}
+    with connect(fleet.store) as con:
+        logged = con.execute("SELECT read, stored, duplicates, skipped, quarantined "
+                             "FROM ingest_log WHERE kind = 'events'").fetchall()
+    assert len(logged) == 1 and logged[0][0] > 0
+    for outcome, n in zip(("read", "stored", "duplicates", "skipped", "quarantined"), logged[0],
+                          strict=True):
+        assert samples[("discovery_history_last_ingest_lines", (("outcome", outcome),))] == n
+    assert samples[("discovery_history_attempts_last_hour", (("cloud", "aws"),))] == 0  # May

@@ -118,3 +118,30 @@ def test_lock_object_blocks_a_second_writer_and_expires(s3, bucket):
 def test_url_detection():
     assert remote_store.is_url("s3://b/p") and remote_store.is_url("memory://x")
     assert not remote_store.is_url("file:///tmp/x") and not remote_store.is_url("/tmp/x")
+
+
+def test_read_only_sql_over_a_store_on_object_storage(s3, bucket, tmp_path):
+    """`sql` reads an S3 store through fsspec (allowed_directories = s3://bucket/prefix/) and
+    refuses another prefix of the same bucket, another bucket and writes."""
+    import duckdb
+
+    from pipeline.query import sandbox
+
+    s3.mkdir(f"{bucket}-other")
+    s3.pipe_file(f"{bucket}/secret/x.csv", b"a\n1\n")
+    s3.pipe_file(f"{bucket}-other/x.csv", b"a\n1\n")
+    store = Store(f"s3://{bucket}/lake")
+    ingest_events(store, [str(write_lines(tmp_path / "a.log", EVENTS))])
+    with sandbox.open_read_only(store) as con:
+        assert sandbox.run(con, "SELECT count(*) AS n FROM runs").read_all().to_pylist() == [
+            {"n": 3}]
+        assert sandbox.run(con, f"SELECT count(*) AS n FROM read_parquet("
+                                f"'s3://{bucket}/lake/runs/**/*.parquet')").read_all()["n"][0] \
+            .as_py() == 3
+        for path in (f"s3://{bucket}/secret/x.csv", f"s3://{bucket}-other/x.csv",
+                     f"s3://{bucket}/lake/../secret/x.csv"):
+            with pytest.raises(duckdb.Error):
+                con.execute(f"SELECT * FROM read_csv('{path}')").fetchall()
+        with pytest.raises(sandbox.SqlError, match="not COPY"):
+            sandbox.run(con, f"COPY (SELECT 1) TO 's3://{bucket}/lake/x.csv'")
+    assert not s3.exists(f"{bucket}/lake/x.csv")
