@@ -45,45 +45,26 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
     changes against `previous` (from `previous_capture`). Returns (rows kept: one per identity,
     files added)."""
     k = KINDS[kind]
+    rows = rows.append_column("row_no", pa.array(range(len(rows)), pa.int64()))
     con.register("capture_in", rows)
-    try:  # one row per identity: only identities listed more than once are sorted
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE capture AS
-            WITH hash_rows AS (SELECT *, hash({k.ids()}) AS id_hash FROM capture_in),
-            find_repeated AS (SELECT id_hash FROM hash_rows GROUP BY ALL HAVING count(*) > 1)
-            SELECT * EXCLUDE (id_hash) FROM hash_rows
-            WHERE id_hash NOT IN (SELECT id_hash FROM find_repeated)
-            UNION ALL
-            SELECT * EXCLUDE (id_hash) FROM (
-                SELECT * FROM hash_rows WHERE id_hash IN (SELECT id_hash FROM find_repeated)
-                QUALIFY row_number() OVER (PARTITION BY {k.ids()} ORDER BY {k.pick}) = 1)""")
+    try:
+        kept = _match(con, w, k, at_ns, previous)
     finally:
         con.unregister("capture_in")
-    _open_intervals(con, w, k, previous)
-    next_id = _next_id(con, w, k)
-    kept = con.execute("SELECT count(*) FROM capture").fetchall()[0][0]
-    period = period_of(at_ns)
-    at = f"make_timestamp_ns({at_ns})"
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE capture_ids AS
-        SELECT c.* EXCLUDE (raw), o.interval_id, o.first_seen, NULL::VARCHAR AS raw FROM capture c
-        JOIN open_intervals o ON {k.same('c', 'o')}
-        UNION ALL BY NAME
-        SELECT c.*, {next_id} + row_number() OVER (ORDER BY {k.ids('c')}) - 1 AS interval_id,
-               {at} AS first_seen FROM capture c
-        ANTI JOIN open_intervals o ON {k.same('c', 'o')}""")
-    carry = previous is not None and period_of(previous) != period
+    period, at = period_of(at_ns), f"make_timestamp_ns({at_ns})"
     hist = ", ".join(c for c, _ in k.history.columns)
-    rows = f"SELECT {hist} FROM capture_ids WHERE first_seen = {at}"  # the intervals opened
-    if carry:  # a month's first capture carries the open ones over, raw as first captured
-        rows += (f" UNION ALL SELECT {', '.join(f'i.{c}' for c, _ in k.history.columns[:-1])}, "
-                 "h.raw FROM capture_ids i JOIN read_parquet(getvariable('history_files'), "
-                 f"hive_partitioning = false) h USING (interval_id) WHERE i.first_seen < {at}")
+    opened = f"SELECT {hist} FROM capture_ids WHERE first_seen = {at}"  # the intervals opened
+    if previous is not None and period_of(previous) != period:
+        # a month's first capture carries the open ones over, raw as first captured
+        opened += (f" UNION ALL SELECT {', '.join(f'i.{c}' for c, _ in k.history.columns[:-1])}"
+                   ", h.raw FROM capture_ids i JOIN read_parquet(getvariable('history_files'), "
+                   f"hive_partitioning = false) h USING (interval_id) WHERE i.first_seen < {at}")
     parts = {  # dataset -> the SELECT of its new rows (columns, then partition keys)
-        k.history: f"SELECT *, DATE '{period}' AS period FROM ({rows})",
+        k.history: f"SELECT *, DATE '{period}' AS period FROM ({opened})",
     }
     if previous is not None:
-        parts[k.ends] = (f"SELECT o.interval_id, make_timestamp_ns({previous}) AS last_seen, "
-                         f"DATE '{period_of(previous)}' AS period FROM open_intervals o "
-                         f"ANTI JOIN capture c ON {k.same('c', 'o')}")
+        parts[k.ends] = (f"SELECT interval_id, make_timestamp_ns({previous}) AS last_seen, "
+                         f"DATE '{period_of(previous)}' AS period FROM capture_gone")
     if k.expiry is not None:
         parts[k.expiry] = (f"SELECT {at} AS captured_at, interval_id, epoch_ns(expires) - "
                            f"{at_ns} AS expires_offset, CAST({at} AS DATE) AS capture_date "
@@ -91,6 +72,43 @@ def write_capture(con, w: Writer, kind: str, rows: pa.Table, at_ns: int,
     # a partitioned COPY of no rows writes no file
     added = sum(write_dataset(con, w, ds, select) for ds, select in parts.items())
     return kept, added
+
+
+def _match(con, w: Writer, k: Kind, at_ns: int, previous: int | None) -> int:
+    """Match the capture (the registered `capture_in`) with the intervals open at `previous`,
+    in one join: TEMP TABLEs capture_ids (each identity kept with its interval: continued, or
+    new with the next ids and its raw) and capture_gone (the intervals it ends). Returns the
+    identities kept."""
+    ids = k.ids()
+    # one row per identity; only identities listed more than once are sorted; raw stays behind
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE capture AS
+        WITH hash_rows AS (SELECT *, hash({ids}) AS id_hash FROM capture_in),
+        find_repeated AS (SELECT id_hash FROM hash_rows GROUP BY ALL HAVING count(*) > 1)
+        SELECT * EXCLUDE (id_hash, raw) FROM hash_rows
+        WHERE id_hash NOT IN (SELECT id_hash FROM find_repeated)
+        UNION ALL
+        SELECT * EXCLUDE (id_hash, raw) FROM (
+            SELECT * FROM hash_rows WHERE id_hash IN (SELECT id_hash FROM find_repeated)
+            QUALIFY row_number() OVER (PARTITION BY {ids} ORDER BY {k.pick}) = 1)""")
+    _open_intervals(con, w, k, previous)
+    next_id = _next_id(con, w, k)
+    at = f"make_timestamp_ns({at_ns})"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE capture_matched AS
+        SELECT c.*, o.interval_id AS open_id, o.first_seen AS open_first_seen
+        FROM capture c FULL OUTER JOIN open_intervals o ON {k.same('c', 'o')}""")
+    con.execute("CREATE OR REPLACE TEMP TABLE capture_gone AS SELECT open_id AS interval_id "
+                "FROM capture_matched WHERE row_no IS NULL")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE capture_ids AS
+        SELECT * EXCLUDE (open_id, open_first_seen), open_id AS interval_id,
+               open_first_seen AS first_seen, NULL::VARCHAR AS raw
+        FROM capture_matched WHERE row_no IS NOT NULL AND open_id IS NOT NULL
+        UNION ALL BY NAME
+        SELECT m.* EXCLUDE (open_id, open_first_seen),
+               {next_id} + row_number() OVER (ORDER BY {k.ids('m')}) - 1 AS interval_id,
+               {at} AS first_seen, i.raw
+        FROM capture_matched m JOIN capture_in i USING (row_no)
+        WHERE m.row_no IS NOT NULL AND m.open_id IS NULL""")
+    return con.execute("SELECT count(*) FROM capture").fetchall()[0][0]
 
 
 def _open_intervals(con, w: Writer, k: Kind, previous: int | None) -> None:
