@@ -31,6 +31,7 @@ HISTORY = ("node_history", "node_history_ends", "node_expiry", "user_task_histor
            "user_task_history_ends", "snapshot_log")
 BYTES_LIMIT = 3e9
 SAMPLE_DAYS = 28
+BEFORE_COPIES = 120  # the issue's measurement: 120 snapshots as full copies
 INSTANTS = 25
 
 
@@ -135,6 +136,75 @@ def _online_rows(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> list[Row]:
     base.close()
     shutil.rmtree(single.parent, ignore_errors=True)
     return rows
+
+
+def _full_copies(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> tuple[Path, list[int]]:
+    """The last BEFORE_COPIES captures of the year as full copies, one file per capture as
+    schema 2's ingest wrote them (built once), and their capture times."""
+    root = ctx.inputs / f"{year.parent.name}-full-copies-{BEFORE_COPIES}"
+    first = spec.captures - BEFORE_COPIES
+    times = [doc["start_ns"] + k * HOUR_NS for k in range(first, spec.captures)]
+    if (root / "done").exists():
+        return root, times
+    shutil.rmtree(root, ignore_errors=True)
+    log(f"writing {BEFORE_COPIES} full copies (schema 2's layout) -> {root}")
+    con = duckdb.connect(str(year.parent / "ids.duckdb"), read_only=True)
+    for k, t in zip(range(first, spec.captures), times, strict=True):
+        day = (datetime(1970, 1, 1) + timedelta(microseconds=t // 1000)).date()
+        folder = root / "node_snapshots" / f"capture_date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        con.execute(f"""COPY (SELECT make_timestamp_ns({t}) AS captured_at, name, hostname, cloud,
+            instance_key, instance_id, vm_id, account_id, region, resource_group,
+            make_timestamp_ns({t} + {offset_sql(spec, str(k))}) AS expires, CAST(raw AS VARCHAR)
+            AS raw FROM node_ids WHERE first_k <= {k} AND last_k >= {k}) TO
+            '{folder / f"part-{k}-0.parquet"}' (FORMAT parquet, COMPRESSION zstd,
+            ROW_GROUP_SIZE 32768)""")
+    con.execute(f"""COPY (SELECT 'nodes' AS kind, make_timestamp_ns(t) AS captured_at
+        FROM unnest({times}::BIGINT[]) u(t)) TO '{root / "snapshot_log.parquet"}'""")
+    con.close()
+    (root / "done").write_text("")
+    return root, times
+
+
+def _before_row(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> Row:
+    """online_nodes as schema 2 read it (the frozen relations of tests/store/reference/ over
+    full copies: every file's footer, every row of the log) vs the change history now."""
+    from bench.harness import REPO
+    from pipeline.query.views import connect
+
+    root, times = _full_copies(ctx, spec, year, doc)
+    copies = list((root / "node_snapshots").rglob("*.parquet"))
+    copy_bytes = sum(p.stat().st_size for p in copies) / len(copies)
+    old = duckdb.connect()
+    old.execute("SET VARIABLE f = $1", [sorted(map(str, copies))])
+    old.execute("CREATE VIEW node_snapshots AS SELECT * FROM read_parquet(getvariable('f'), "
+                "union_by_name = true, hive_partitioning = true, hive_types = {'capture_date': "
+                "'DATE'})")
+    old.execute(f"CREATE VIEW snapshot_log AS SELECT * FROM '{root / 'snapshot_log.parquet'}'")
+    for name in ("010_snapshot_at", "020_online_nodes"):
+        old.execute((REPO / "tests" / "store" / "reference" / f"{name}.sql").read_text())
+    ours = connect(year)
+    rng = random.Random(16)
+    points = [times[0] + rng.randrange(times[-1] - times[0]) for _ in range(5)]
+    sql = "SELECT * FROM online_nodes(make_timestamp_ns($1))"
+    same = all(sorted(ours.execute(sql, [t]).fetchall()) == sorted(old.execute(sql, [t]).fetchall())
+               for t in points[:2])
+
+    def sweep(con):
+        return {"seconds": sum(timed(lambda t=t: con.sql(sql, params=[t]).to_arrow_table())[0]
+                               for t in points) / len(points)}
+    a, b = interleave(ctx.runs, lambda: sweep(ours), lambda: sweep(old), "online_nodes now vs before")
+    ours.close()
+    old.close()
+    now, before = median([x["seconds"] for x in a]) * 1000, median([x["seconds"] for x in b]) * 1000
+    return Row(NAME, f"online_nodes every column: the year as changes vs {BEFORE_COPIES} full "
+                     "copies (schema 2)", now, "ms", baseline=before,
+               baseline_what=f"schema 2's online_nodes over its last {BEFORE_COPIES} hourly captures "
+                             "as full copies (one file each)",
+               ratio=now / before, ratio_what="now / before", target="info",
+               note=f"same rows: {same}; a year of full copies ({spec.captures} files, "
+                    f"~{copy_bytes * spec.captures / 1e9:.0f} GB) could not be stored here",
+               samples={"now_s": a, "before_s": b})
 
 
 def _ingest_row(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> Row:
@@ -272,6 +342,7 @@ def run(ctx: Ctx) -> list[Row]:
     log(f"year store {year}: {doc}")
     rows = _bytes_rows(ctx, spec, year, doc)
     rows += _online_rows(ctx, spec, year, doc)
+    rows.append(_before_row(ctx, spec, year, doc))
     rows.append(_ingest_row(ctx, spec, year, doc))
     rows.append(_report_row(ctx, spec, year, doc))
     return rows
