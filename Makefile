@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Airflow's dependencies at the versions tested (see the file's header for its origin);
+# pyproject.toml pins the same Airflow version (tests/test_install_pins.py)
+CONSTRAINTS ?= constraints/airflow-3.3.2-py3.11.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 DEMO   ?= demo
 # The demo fleet covers 2026-05-01 .. 2026-05-31 (fixed, reproducible); report its last day.
 DEMO_FROM ?= 2026-05-30T00:00:00Z
@@ -12,10 +15,11 @@ DEMO_TO   ?= 2026-05-31T00:00:00Z
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if "-py" + v + "." in "$(CONSTRAINTS)" else "make install: $(CONSTRAINTS) is for another Python than this venv'"'"'s " + v + " (set CONSTRAINTS=... or PYTHON=python3.11)")'
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[airflow,report,s3,aws,spark,dev]'
+	$(BIN)/python -m pip install -q -e '.[airflow,report,s3,aws,spark,dev]' -c $(CONSTRAINTS)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -35,7 +39,7 @@ demo: install  # the main job through real Airflow (dag.test), then the reports
 
 demo-cli: install  # the same data through the CLI only (no Airflow)
 	rm -rf $(DEMO)
-	$(BIN)/discovery-history demo generate $(DEMO)/fleet
+	$(BIN)/discovery-history demo generate $(DEMO)/fleet --end $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest events $(DEMO)/fleet/auth
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest nodes $(DEMO)/fleet/nodes.json --at $(DEMO_TO)
 	$(BIN)/discovery-history --store $(DEMO)/lake ingest user-tasks $(DEMO)/fleet/user_tasks.json --at $(DEMO_TO)

@@ -1,8 +1,10 @@
 """Hourly ingest of Teleport discovery events (`ssm.run`, `azure.run`) into the history store.
 
 * `ingest_events` reads [data_interval_start − lookback, data_interval_end) (lookback: late
-  events; dedup on uid makes the overlap free), commits it atomically, and updates the
-  `discovery-history://runs` Asset (extra `window_end`) that triggers the report DAG.
+  events; dedup on uid makes the overlap free), commits it atomically with the window recorded
+  as covered (the store's watermark, `pipeline.store.coverage`: the report DAG builds a window
+  only once it is covered), and updates the `discovery-history://runs` Asset (extra
+  `window_end`) that triggers the report DAG.
 * `snapshot_nodes` / `snapshot_user_tasks` store `tctl get nodes|user_tasks` (command or file)
   captured at the interval end. They run beside the ingest: a failed snapshot never blocks it.
   A snapshot is skipped when the run is older than `snapshot_max_lag` (backfills, catch-up).
@@ -94,15 +96,23 @@ def discovery_ingest():
         settings = airflow_settings()
         window = _window(settings.lookback)
         store = Store(settings.store)
-        if settings.source_kind == "spool":  # the receiver's spool: everything closed, then archived
+        if settings.source_kind == "spool":  # the receiver's spool: all closed files, archived
             from pipeline.ingest.drain import drain_spool
             from pipeline.ingest.events import IngestSummary
+            from pipeline.sources.spool import receiving_since
 
             paths = []
+            open_since = receiving_since(settings.source)  # taken before the drain
             summary = drain_spool(store, settings.source) or IngestSummary(ingest_id="")
+            # held whole: the window up to the oldest spool file still being written
+            covered_to = min(window.end, open_since) if open_since else window.end
+            if covered_to > window.start:
+                store.cover(window.start, covered_to)
         else:
+            # every file that can hold the window's events: the commit records it as covered
             paths = settings.event_sources((window.start, window.end))
-            summary = ingest(store, paths, window=(window.start, window.end))
+            summary = ingest(store, paths, window=(window.start, window.end),
+                             record_coverage=True)
         ctx = get_current_context()
         log.info("%s", summary.conservation_line())
         ctx["outlet_events"][HISTORY].extra = {"window_start": window.start.isoformat(),

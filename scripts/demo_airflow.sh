@@ -33,7 +33,7 @@ run_dag() { "$BIN/python" scripts/run_dag.py "$@"; }
 rm -rf "$DEMO_DIR"
 mkdir -p "$AIRFLOW_HOME"
 echo "== generate the demo fleet (2026-05-01 .. 2026-05-31) into $DEMO_DIR/fleet"
-"$BIN/discovery-history" demo generate "$DEMO_DIR/fleet"
+"$BIN/discovery-history" demo generate "$DEMO_DIR/fleet" --end 2026-05-31T00:00:00Z
 
 echo "== airflow db migrate ($AIRFLOW_HOME)"
 "$BIN/airflow" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 \

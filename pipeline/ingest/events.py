@@ -66,12 +66,19 @@ def ingest_events(
     paths: Sequence[str | Source],
     *,
     window: tuple[datetime, datetime] | None = None,
+    record_coverage: bool = False,
     progress: Progress | None = None,
     lock_timeout: float = 60.0,
 ) -> IngestSummary:
     """Read every event under `paths` (files, folders, globs, URLs, or Source objects such as
     `sources.dynamo.dynamo_days(...)`) into the store. Events outside the half-open `window`
-    [start, end), if given, are skipped. Re-ingesting the same input stores nothing new."""
+    [start, end), if given, are skipped. Re-ingesting the same input stores nothing new.
+
+    With `record_coverage`, the commit also records `window` as held whole by the store (the
+    watermark reports wait for, `pipeline.store.coverage`): pass it only when `paths` are every
+    source that can hold events of the window, as the scheduled ingest's are."""
+    if record_coverage and window is None:
+        raise ValueError("record_coverage needs the window the paths cover")
     files = resolve(paths)
     with store.writer(timeout=lock_timeout) as w:
         summary = IngestSummary(ingest_id=w.ingest_id, sources=[f.name for f in files])
@@ -91,6 +98,8 @@ def ingest_events(
                     summary.files_added += _write_fresh(con, w, ds, kind)
             summary.skipped = _count(con, "kind IN ('skip', 'blank')")
             summary.quarantined = _store_quarantine(con, w, store, summary, files)
+            if record_coverage:
+                w.cover(*window)
             if w.changed:
                 log_ingest(con, w, summary, "events")
             w.commit()

@@ -5,7 +5,7 @@ One pydantic-settings model, read at task start (never at DAG parse): environmen
 `DISCOVERY_HISTORY_<FIELD>` (e.g. `DISCOVERY_HISTORY_STORE`, `DISCOVERY_HISTORY_LOOKBACK=15m`),
 overridden by the JSON object in the Airflow Variable `discovery_history`
 (`{"lookback": "30m", "report_recipients": ["ops@example.com"]}`). SMTP credentials come from the
-Airflow Connection `smtp_conn_id`, else from the `smtp_*` settings.
+Airflow Connection `smtp_conn_id` (Airflow's SMTP provider).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipeline.publish.mail import SmtpConfig
 from pipeline.schedule.windows import RunWindow
 from pipeline.timeutil import InputError, parse_duration_ns
 
@@ -73,14 +72,12 @@ class Settings(BaseSettings):
     report_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     report_sender: str = "discovery-history@localhost"
     report_summary_days: int = Field(7, ge=1)
+    # a mailed report is never changed; a later build that differs is a new version, mailed
+    # as a correction ("mail") or only kept beside it ("keep")
+    report_corrections: Literal["mail", "keep"] = "mail"
+    # the Airflow Connection the report mail goes through (SMTP provider: host, port, login,
+    # password; extras disable_ssl, disable_tls, from_email, timeout, retry_limit)
     smtp_conn_id: str = "smtp_default"
-    smtp_host: str | None = None  # used when the Airflow connection does not exist
-    smtp_port: int = Field(25, ge=1, le=65535)
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_ssl: bool = False
-    smtp_starttls: bool = False
-    smtp_timeout: float = Field(30.0, gt=0)
     retention_days: int | None = Field(None, ge=1)
     # node_exporter textfile collector file (*.prom) the ingest DAG writes metrics to after a run
     metrics_textfile: str | None = None
@@ -187,11 +184,26 @@ def _file_day(kind: str, url: str) -> date | None:
         return None
 
 
+# SMTP settings read before the mail went through Airflow's SMTP provider: refused with the fix
+RETIRED_SMTP = {f"smtp_{k}" for k in ("host", "port", "user", "password", "ssl", "starttls",
+                                      "timeout")}
+
+
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     """Settings from the environment, with `overrides` (the Airflow Variable) winning.
 
     Raises ConfigError naming the environment variable and the Variable key of each bad value."""
     overrides = dict(overrides or {})
+    retired = sorted({k for k in overrides if k in RETIRED_SMTP}
+                     | {k.removeprefix(ENV_PREFIX).lower() for k in os.environ
+                        if k.removeprefix(ENV_PREFIX).lower() in RETIRED_SMTP
+                        and k.startswith(ENV_PREFIX)})
+    if retired:
+        raise ConfigError(
+            f"setting(s) {', '.join(retired)} are no longer read: the report mail goes through "
+            "Airflow's SMTP provider, configured as the Airflow Connection smtp_conn_id "
+            "(default smtp_default), e.g. AIRFLOW_CONN_SMTP_DEFAULT="
+            "'smtp://user:password@mail.example.com:587?disable_ssl=true'")
     try:
         return Settings(**overrides)
     except ValidationError as e:
@@ -233,42 +245,18 @@ def airflow_settings() -> Settings:
     return load_settings(overrides)
 
 
-def smtp_from_airflow(settings: Settings) -> SmtpConfig | None:
-    """The Airflow Connection `settings.smtp_conn_id` (SMTP provider extras: `disable_ssl`,
-    `disable_tls`, `from_email`, `timeout`), else the `smtp_*` settings, else None."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = BaseHook.get_connection(settings.smtp_conn_id)
-    except AirflowNotFoundException:
-        conn = None
-    if conn is not None and conn.host:
-        extra = conn.extra_dejson
-        return SmtpConfig(
-            host=conn.host, port=int(conn.port or 25), user=conn.login or None,
-            password=conn.password or None, ssl=not _truthy(extra.get("disable_ssl", False)),
-            starttls=not _truthy(extra.get("disable_tls", False)),
-            timeout=float(extra.get("timeout", settings.smtp_timeout)),
-            sender=extra.get("from_email"))
-    if settings.smtp_host:
-        return SmtpConfig(
-            host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            ssl=settings.smtp_ssl, starttls=settings.smtp_starttls, timeout=settings.smtp_timeout)
-    return None
-
-
-def _truthy(v: Any) -> bool:
-    return v is True or str(v).strip().lower() in ("1", "true", "yes", "on")
-
-
-def report_dir(settings: Settings, window: RunWindow) -> str:
-    """Where a report lives: `<reports>/<label>/`, `<store>/reports/<label>/` by default (a
-    local store; a store on object storage needs the `reports` setting: a local folder)."""
+def reports_root(settings: Settings) -> str:
+    """The reports folder: the `reports` setting, `<store>/reports/` by default (a local store;
+    a store on object storage needs the `reports` setting: a local folder)."""
     if settings.reports:
-        return os.path.join(settings.reports, window.label)
+        return settings.reports
     if "://" in settings.store and not settings.store.startswith("file://"):
         raise ConfigError(f"the store {settings.store} is on object storage: set "
                           f"{ENV_PREFIX}REPORTS to a local folder for the report files")
-    return os.path.join(settings.store.removeprefix("file://"), "reports", window.label)
+    return os.path.join(settings.store.removeprefix("file://"), "reports")
+
+
+def report_dir(settings: Settings, window: RunWindow) -> str:
+    """Where a report's first version lives: `<reports_root>/<label>/` (later versions of a
+    mailed report: `pipeline.report.publish`)."""
+    return os.path.join(reports_root(settings), window.label)

@@ -101,3 +101,56 @@ def report_window(*, conf: Mapping[str, Any] | None, asset_ends: Sequence[dateti
         return RunWindow(end - span, end, label="latest", mail=False)
     end = _midnight(utc(interval_end or run_after))
     return RunWindow(end - span, end, label=f"{end - span:%Y-%m-%d}", mail=True)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a report run renders now (`ready`), polls again later (`wait`) or ends without a
+    report (`skip`), and why (logged by the report DAG's sensor at every poke)."""
+
+    state: str  # "ready" | "wait" | "skip"
+    reason: str
+
+
+INGEST_DAG = "discovery_ingest"
+
+
+def backfill_hint(gaps: Sequence[tuple[datetime, datetime]]) -> str:
+    """How an operator fills `gaps`: a conf-window run of the ingest DAG for each."""
+    runs = "; ".join(
+        f"airflow dags trigger {INGEST_DAG} --conf "
+        f"'{{\"start\": \"{s:%Y-%m-%dT%H:%M:%SZ}\", \"end\": \"{e:%Y-%m-%dT%H:%M:%SZ}\"}}'"
+        for s, e in gaps)
+    return f"to load it: {runs} (or `airflow backfill create --dag-id {INGEST_DAG} ...`)"
+
+
+def report_readiness(window: RunWindow, coverage: Sequence[tuple[datetime, datetime]], *,
+                     ingest_pending: int, superseded: bool) -> Readiness:
+    """The report DAG's gate (its `wait_for_history` sensor), in order:
+
+    * `superseded` (an asset-triggered run while a newer history event exists): skip; the
+      scheduler holds those events for the one run it starts next (max_active_runs=1), so a
+      burst of ingests (a backfill) renders once, after its last interval;
+    * ingest runs queued or running: wait (their windows, snapshots and events land first);
+    * the window fully covered by committed ingest windows: ready;
+    * otherwise the rolling report (not mailed) is skipped — the next ingest starts a newer
+      one — and a mailed report waits for the missing part, naming it and how to load it.
+    """
+    from pipeline.store.coverage import describe, missing
+
+    if superseded:
+        return Readiness("skip", "superseded: newer history updates are queued for the next "
+                                 "report run, which renders them all at once")
+    if ingest_pending:
+        return Readiness("wait", f"{ingest_pending} {INGEST_DAG} run(s) queued or running; "
+                                 "the report waits for them")
+    gaps = missing(coverage, window.start, window.end)
+    if not gaps:
+        return Readiness("ready", f"the store holds all of [{window.start:%Y-%m-%dT%H:%M:%SZ}, "
+                                  f"{window.end:%Y-%m-%dT%H:%M:%SZ})")
+    what = (f"the store does not yet hold all of report {window.label!r} "
+            f"[{window.start:%Y-%m-%dT%H:%M:%SZ}, {window.end:%Y-%m-%dT%H:%M:%SZ}): missing "
+            f"{describe(gaps)}")
+    if not window.mail:
+        return Readiness("skip", f"{what}; the rolling report is built by a later run")
+    return Readiness("wait", f"{what}; {backfill_hint(gaps)}")

@@ -178,3 +178,14 @@ class Spool:
 def closed_files(spool_dir: str | os.PathLike[str]) -> list[Path]:
     """The spool's closed files, oldest first (by stamp, then sequence)."""
     return sorted(p for p in Path(spool_dir).glob("events-*" + CLOSED) if NAME_RE.match(p.name))
+
+
+def receiving_since(spool_dir: str | os.PathLike[str]) -> datetime | None:
+    """When the oldest spool file still being appended was opened (None: none is open). Every
+    event received before then is in a closed file, which
+    `pipeline.ingest.drain.drain_spool` ingests."""
+    stamps = [m.group(1) for f in Path(spool_dir).glob(f"events-*{PART}")
+              if (m := NAME_RE.match(f.name))]
+    if not stamps:
+        return None
+    return datetime.strptime(min(stamps), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

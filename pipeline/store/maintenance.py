@@ -137,6 +137,8 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
                     partitions.append(f"{name}/{part}")
                     w.remove(name, rels)
             if w.changed:
+                # the dropped days are no longer held: reports of them must not look complete
+                w.uncover_before(datetime.combine(cutoff, datetime.min.time(), tzinfo=UTC))
                 _rewrite_snapshot_log(con, store, w, cutoff)
                 now = datetime.now(UTC).replace(tzinfo=None)
                 write_table(con, w, INGEST_LOG, pa.table({

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.store import coverage as cov
 from pipeline.store import layout, remote
 from pipeline.store.layout import DATASETS, SCHEMA_VERSION
 
@@ -43,31 +44,36 @@ def new_ingest_id(now: datetime | None = None) -> str:
 
 @dataclass
 class Manifest:
-    """What is committed: per dataset, the data files (relative to the dataset folder); and the
-    files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when)."""
+    """What is committed: per dataset, the data files (relative to the dataset folder); the
+    files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when);
+    and the event-time windows the store holds whole (`coverage`, see `pipeline.store.coverage`:
+    recorded by the ingests that read every source file of their window, committed with their
+    data, so a reader never sees a window as covered before its events are visible)."""
 
     version: int = 0
     schema_version: int = SCHEMA_VERSION
     datasets: dict[str, list[str]] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
+    coverage: list[cov.Interval] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": 1,
-                "schema_version": self.schema_version,
-                "version": self.version,
-                "datasets": {k: sorted(v) for k, v in sorted(self.datasets.items())},
-                "retired": dict(sorted(self.retired.items())),
-            },
-            indent=1,
-        )
+        d = {
+            "format": 1,
+            "schema_version": self.schema_version,
+            "version": self.version,
+            "datasets": {k: sorted(v) for k, v in sorted(self.datasets.items())},
+            "retired": dict(sorted(self.retired.items())),
+        }
+        if self.coverage:  # absent until a first complete window (older stores read the same)
+            d["coverage"] = cov.to_json(self.coverage)
+        return json.dumps(d, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         d = json.loads(text)
         return cls(version=d["version"], schema_version=d["schema_version"],
-                   datasets=d["datasets"], retired=d.get("retired", {}))
+                   datasets=d["datasets"], retired=d.get("retired", {}),
+                   coverage=cov.from_json(d.get("coverage", [])))
 
     def kept(self) -> set[str]:
         """Files (`dataset/rel`) a sweep must leave: committed, or retired and in their grace."""
@@ -142,6 +148,17 @@ class Store:
             return Manifest()
         except (OSError, ValueError, KeyError) as e:
             raise StoreError(f"unreadable manifest {self.path(MANIFEST)}: {e}") from e
+
+    def coverage(self) -> list[cov.Interval]:
+        """The committed coverage: the event-time windows this store holds whole."""
+        return self.manifest().coverage
+
+    def cover(self, start: datetime, end: datetime, timeout: float = 60.0) -> Manifest:
+        """Commit that the store holds every event of [start, end) (for writers whose data went
+        in by another commit, such as a spool drain); a no-op when it already does."""
+        with self.writer(timeout=timeout) as w:
+            w.cover(start, end)
+            return w.commit()
 
     def files(self, dataset: str, manifest: Manifest | None = None) -> list[str]:
         """Paths (or URLs) of a dataset's committed files, the zero-row schema file first."""
@@ -261,6 +278,7 @@ class Writer:
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
         self._intents: list[str] = []
+        self._coverage: list[cov.Interval] = list(self.base.coverage)
 
     def scratch(self, name: str) -> Path:
         """A local path inside this writer's staging folder (removed after the write)."""
@@ -294,9 +312,19 @@ class Writer:
         """Drop committed files from the dataset at commit (deleted after RETIRE_GRACE)."""
         self._removed.setdefault(dataset, set()).update(rels)
 
+    def cover(self, start: datetime, end: datetime) -> None:
+        """Record at commit that the store holds every event of [start, end): call it only when
+        this write read every source that can hold events of the window."""
+        self._coverage = cov.merge([*self._coverage, (start, end)])
+
+    def uncover_before(self, cutoff: datetime) -> None:
+        """Forget coverage before `cutoff` at commit (retention dropped those events)."""
+        self._coverage = cov.clip(self._coverage, cutoff)
+
     @property
     def changed(self) -> bool:
-        return any(self._added.values()) or any(self._removed.values())
+        return (any(self._added.values()) or any(self._removed.values())
+                or self._coverage != self.base.coverage)
 
     def commit(self) -> Manifest:
         """Publish the staged changes atomically; a no-op when nothing changed."""
@@ -315,7 +343,8 @@ class Writer:
         now = datetime.now(UTC).isoformat()
         retired = {rel: at for rel, at in current.retired.items() if rel not in self._expired}
         retired |= {f"{name}/{rel}": now for name, rels in self._removed.items() for rel in rels}
-        new = Manifest(version=current.version + 1, datasets=datasets, retired=retired)
+        new = Manifest(version=current.version + 1, datasets=datasets, retired=retired,
+                       coverage=self._coverage)
         self.store._write_manifest(new)
         self._clear_intents()
         self.base = new

@@ -72,7 +72,9 @@ def dagbag(airflow_home):
 @pytest.fixture(scope="session")
 def dags(airflow_home) -> dict:
     """A second parse for running: retries off, since `dag.test()` sleeps through real retry
-    delays (the DAGs' retry settings are checked on `dagbag`)."""
+    delays, and sensors poke once (ready, or failed at once as if their timeout had passed:
+    `dag.test()` would sleep through the real poke interval) — the DAGs' settings are checked
+    on `dagbag`."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(DAGS))
@@ -80,7 +82,24 @@ def dags(airflow_home) -> dict:
     for dag in bag.dags.values():
         for t in dag.tasks:
             t.retries = 0
+            if hasattr(t, "poke_interval"):  # a sensor: one poke, then done or timed out
+                t.poke_interval, t.timeout = 0, 0
     return bag.dags
+
+
+def sync_dags() -> None:
+    """Write the DAG folder's DAGs to the metadata DB, as `dag.test()` does before a run."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path,
+                           bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
 
 
 def run_dag(dag, at: datetime | None = None, conf: dict | None = None):

@@ -116,7 +116,7 @@ def test_parsing_does_no_io_and_no_heavy_imports(airflow_home, tmp_path):
            "DISCOVERY_HISTORY_NODES_FILE": str(sentinel / "nodes.json"),
            "DISCOVERY_HISTORY_LOOKBACK": "not-a-duration"}  # invalid config must not break parse
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=600)  # a hang guard: >120 s seen at load 18
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["errors"] == {}
@@ -168,6 +168,10 @@ def test_report_dag_structure(dagbag):
     assert tt.timetable.expression == "30 0 * * *"  # daily
     assert tt.asset_condition.name == HISTORY_URI  # the ingest DAG's outlet
     assert dag.get_task("mail_report").upstream_task_ids == {"render_report"}
+    gate = dag.get_task("wait_for_history")  # builds a window only once the store holds it
+    assert dag.get_task("render_report").upstream_task_ids == {"wait_for_history"}
+    assert gate.mode == "reschedule" and gate.poke_interval > 0 and gate.timeout >= 3600
+    assert [i.name for i in gate.inlets] == [HISTORY_URI]
 
 
 def test_maintenance_dag_structure(dagbag):
@@ -209,6 +213,9 @@ def test_two_consecutive_intervals_equal_one_ingest_of_their_union(dags, fleet, 
     assert len(got) > 20
     times = [r[3] for r in got]
     assert min(times) >= datetime(2026, 5, 4, 8, 45) and max(times) < datetime(2026, 5, 4, 11)
+
+    # each run committed its window as held whole: the report DAG's watermark
+    assert Store(fleet.store).coverage() == [(at(8, 45), at(11))]
 
     # each run updated the history Asset, telling the report DAG how far the history reaches
     assert {_asset_extra(r)["window_end"] for r in (first, second)} == {
@@ -314,7 +321,8 @@ def _prepare_day(fleet) -> list:
 
     store = Store(fleet.store)
     end = datetime(2026, 5, 5, tzinfo=UTC)
-    ingest_events(store, [str(fleet.auth)], window=(datetime(2026, 5, 4, tzinfo=UTC), end))
+    ingest_events(store, [str(fleet.auth)], window=(datetime(2026, 5, 4, tzinfo=UTC), end),
+                  record_coverage=True)  # as the ingest DAG does: the day is held whole
     ingest_snapshot(store, "nodes", str(fleet.nodes), end)
     ingest_snapshot(store, "user_tasks", str(fleet.tasks), end)
     with connect(store) as con:
@@ -337,7 +345,8 @@ def test_report_dag_mails_the_day_once_through_smtp(dags, fleet, smtp_server, mo
     folder = fleet.store / "reports" / "2026-05-04"
     assert sorted(p.name for p in folder.iterdir()) == [
         "changes.csv", "failure-trend.png", "failures.csv", "failures.md", "index.html",
-        "instances.csv", "reasons.csv", "report.md", "sent.json", "top-reasons.png", "trends.csv"]
+        "instances.csv", "reasons.csv", "report.json", "report.md", "sent.json", "top-reasons.png",
+        "trends.csv"]
     assert len(inbox.messages) == 1
 
     mail_from, rcpts, raw = inbox.messages[0]
@@ -349,7 +358,7 @@ def test_report_dag_mails_the_day_once_through_smtp(dags, fleet, smtp_server, mo
     assert "&lt;script&gt;" in page and "<script" not in page
     attachments = list(msg.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["failures-2026-05-04.csv"]
-    table = list(csv.DictReader(io.StringIO(attachments[0].get_content())))
+    table = list(csv.DictReader(io.StringIO(attachments[0].get_content().decode())))
     assert [r["InstanceKey"] for r in table] == [r.key for r in expected]
     assert any(SCRIPT in r["Details"] for r in table)  # the CSV keeps the full, raw output
 
@@ -368,32 +377,37 @@ def test_report_delivery_failure_fails_the_mail_task(dags, fleet, monkeypatch):
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_CONN_ID", "smtp_nowhere")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_RECIPIENTS", "ops@example.com")
     run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
-    assert states(run) == {"render_report": "success", "mail_report": "failed"}
+    assert states(run) == {"wait_for_history": "success", "render_report": "success",
+                           "mail_report": "failed"}
     assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
-def test_report_mail_falls_back_to_smtp_settings_then_to_not_mailing(dags, fleet, smtp_server,
-                                                                     monkeypatch):
-    from tests.dags.conftest import SMTP_USER
-
+def test_report_mail_goes_through_the_airflow_connection_or_not_at_all(dags, fleet, smtp_server,
+                                                                       monkeypatch):
     port, inbox = smtp_server
     _prepare_day(fleet)
     monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_CONN_ID", "smtp_not_defined")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_RECIPIENTS", "ops@example.com")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_SENDER", "history@example.com")
 
-    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-03"})  # no SMTP at all
-    assert states(run) == {"render_report": "success", "mail_report": "success"}
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})  # no SMTP at all
+    assert states(run) == {"wait_for_history": "success", "render_report": "success",
+                           "mail_report": "success"}
     assert inbox.messages == []
-    assert not (fleet.store / "reports" / "2026-05-03" / "sent.json").exists()
+    assert not (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
-    for k, v in {"HOST": "127.0.0.1", "PORT": str(port), "USER": SMTP_USER,
-                 "PASSWORD": SMTP_PASSWORD}.items():
-        monkeypatch.setenv(f"DISCOVERY_HISTORY_SMTP_{k}", v)
-    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-03"})
+    # the settings of the former hand-built client fail the task, naming the connection to use
+    monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_HOST", "127.0.0.1")
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
+    assert state(run) == "failed" and inbox.messages == []
+    monkeypatch.delenv("DISCOVERY_HISTORY_SMTP_HOST")
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_NOT_DEFINED", smtp_connection(port))
+    run = run_dag(dags["discovery_report"], None, {"date": "2026-05-04"})
     assert state(run) == "success", states(run)
-    assert [(m[0], m[1]) for m in inbox.messages] == [("history@example.com", ["ops@example.com"])]
-    assert (fleet.store / "reports" / "2026-05-03" / "sent.json").exists()
+    # the connection's from_email extra wins over the report_sender setting
+    assert [(m[0], m[1]) for m in inbox.messages] == [("discovery@example.com", ["ops@example.com"])]
+    assert (fleet.store / "reports" / "2026-05-04" / "sent.json").exists()
 
 
 # --- the maintenance DAG ----------------------------------------------------------------------
@@ -637,6 +651,9 @@ def test_spool_source_is_drained_and_archived_by_the_ingest_dag(dags, fleet, tmp
         keys = {k for (k,) in con.execute("SELECT DISTINCT instance_key FROM runs").fetchall()}
     assert {"i-spool0", "i-spool1", "i-spool2"} <= keys
     assert not closed_files(spool_dir) and list((spool_dir / "archive").iterdir())
+    from pipeline.store import Store
+
+    assert Store(fleet.store).coverage() == [(at(8, 45), at(10))]  # no spool file left open
     before = _runs(fleet.store)
     assert state(run_dag(dags["discovery_ingest"], at(11))) == "success"
     assert _runs(fleet.store) == before

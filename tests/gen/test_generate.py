@@ -537,3 +537,32 @@ def test_every_kind_of_malformed_line(tmp_path):
     assert (kinds["truncated"], kinds["not-object"], kinds["no-time"]) == (4, 4, 4)
     not_objects = {line for *_, line in log_lines(tmp_path) if classify(line) == "not-object"}
     assert not_objects == {"null", '["ssm.run"]', '"azure.run"', "42"}
+
+
+def test_cli_end_places_the_fleet_and_defaults_to_now(tmp_path):
+    """`demo generate --end TIME`: the events cover [END - DAYS, END); without it END is now, so
+    a demo fleet is recent enough for the scheduled (catchup=False) hourly ingest."""
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from pipeline.cli.main import main
+
+    small = ["--days", "1", "--aws-instances", "4", "--azure-vms", "1"]
+    fixed = CliRunner().invoke(main, ["demo", "generate", str(tmp_path / "fixed"), *small,
+                                      "--end", "2026-11-30T12:00:00Z"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "for [2026-11-29T12:00:00Z, 2026-11-30T12:00:00Z)" in fixed.output
+    days = {p.name[:10] for p in (tmp_path / "fixed").rglob("20*.log")}
+    assert days == {"2026-11-29", "2026-11-30"}
+
+    before = datetime.now(UTC)
+    recent = CliRunner().invoke(main, ["demo", "generate", str(tmp_path / "now"), *small])
+    after = datetime.now(UTC)
+    assert recent.exit_code == 0, recent.output
+    newest = max(p.name[:10] for p in (tmp_path / "now").rglob("20*.log"))
+    assert newest in {f"{before:%Y-%m-%d}", f"{after:%Y-%m-%d}"}
+
+    bad = CliRunner().invoke(main, ["demo", "generate", str(tmp_path / "bad"), *small,
+                                    "--end", "yesterday-ish"])
+    assert bad.exit_code != 0 and bad.output.count("\n") == 1 and "yesterday-ish" in bad.output

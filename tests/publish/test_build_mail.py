@@ -19,7 +19,7 @@ import pytest
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.publish.build import build_report
-from pipeline.publish.mail import MailError, SmtpConfig, send_report
+from pipeline.publish.mail import MailError, send_report
 from pipeline.query.views import connect
 from pipeline.report.nodes import nodes_report
 from pipeline.report.render import RENDERERS
@@ -202,9 +202,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def connection(conn_id: str, port: int, password: str, monkeypatch) -> str:
+    """An Airflow Connection for the SMTP provider, defined the standard way (env)."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
+                       f"smtp://{USER}:{password}@127.0.0.1:{port}"
+                       "?disable_ssl=true&disable_tls=true&timeout=10&retry_limit=0")
+    return conn_id
+
+
 @pytest.fixture
-def smtp(recwarn):
-    """aiosmtpd on 127.0.0.1 requiring AUTH; yields (SmtpConfig for it, inbox)."""
+def smtp(recwarn, monkeypatch):
+    """aiosmtpd on 127.0.0.1 requiring AUTH; yields (its Airflow Connection id, port, inbox)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
@@ -217,7 +225,7 @@ def smtp(recwarn):
                      authenticator=check, auth_required=True, auth_require_tls=False)
     ctl.start()
     try:
-        yield SmtpConfig(host="127.0.0.1", port=port, user=USER, password=PASSWORD, timeout=10), inbox
+        yield connection("smtp_loopback", port, PASSWORD, monkeypatch), port, inbox
     finally:
         ctl.stop()
 
@@ -229,14 +237,14 @@ def report_dir(day_store: Store, tmp_path: Path) -> Path:
     return out
 
 
-def _send(folder: Path, config: SmtpConfig, recipients=("ops@example.com", "sre@example.com")):
-    return send_report(folder, smtp=config, sender="discovery@example.com",
+def _send(folder: Path, conn_id: str, recipients=("ops@example.com", "sre@example.com")):
+    return send_report(folder, conn_id=conn_id, sender="discovery@example.com",
                        recipients=list(recipients), subject="Discovery failures 2026-05-04", now=NOW)
 
 
 def test_mail_carries_the_page_and_the_csv_and_is_sent_once(report_dir: Path, smtp):
-    config, inbox = smtp
-    result = _send(report_dir, config)
+    conn_id, _, inbox = smtp
+    result = _send(report_dir, conn_id)
     assert result["sent"] is True and result["recipients"] == 2
     assert len(inbox.messages) == 1
     sender, rcpts, raw = inbox.messages[0]
@@ -247,11 +255,11 @@ def test_mail_carries_the_page_and_the_csv_and_is_sent_once(report_dir: Path, sm
     assert msg["To"] == "ops@example.com, sre@example.com"
     html = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
     assert html == (report_dir / "index.html").read_text()
-    assert "attached CSV" in msg.get_body(("plain",)).get_content()
     (attachment,) = msg.iter_attachments()
     assert attachment.get_filename() == "failures-2026-05-04.csv"
-    assert attachment.get_content_type() == "text/csv"
-    table = list(csv.DictReader(io.StringIO(attachment.get_content())))
+    # Airflow's SMTP hook attaches files as application/octet-stream; clients go by the name
+    assert attachment.get_content_type() == "application/octet-stream"
+    table = list(csv.DictReader(io.StringIO(attachment.get_content().decode())))
     assert [r["InstanceKey"] for r in table] == ["i-b", "i-a", VM.lower()]
     assert HOSTILE in table[0]["Details"]
 
@@ -259,25 +267,25 @@ def test_mail_carries_the_page_and_the_csv_and_is_sent_once(report_dir: Path, sm
     assert marker["recipients"] == ["ops@example.com", "sre@example.com"]
     assert marker["message_id"] == msg["Message-ID"] and marker["sent_at"] == "2026-05-05T00:31:00Z"
 
-    again = _send(report_dir, config)
+    again = _send(report_dir, conn_id)
     assert again["sent"] is False and "already sent" in again["reason"]
     assert len(inbox.messages) == 1
 
 
-def test_a_refused_login_fails_without_showing_the_password(report_dir: Path, smtp):
-    config, inbox = smtp
-    wrong = SmtpConfig(host=config.host, port=config.port, user=USER, password="wrong-Secret-1")
-    with pytest.raises(MailError, match=f"through 127.0.0.1:{config.port} failed") as exc:
+def test_a_refused_login_fails_without_showing_the_password(report_dir: Path, smtp,
+                                                            monkeypatch):
+    _, port, inbox = smtp
+    wrong = connection("smtp_wrong", port, "wrong-Secret-1", monkeypatch)
+    with pytest.raises(MailError, match=f"through 127.0.0.1:{port} failed") as exc:
         _send(report_dir, wrong)
     assert "wrong-Secret-1" not in str(exc.value)
     assert not (report_dir / "sent.json").exists() and inbox.messages == []
 
 
-def test_an_unreachable_server_fails_and_records_nothing(report_dir: Path):
-    config = SmtpConfig(host="127.0.0.1", port=_free_port(), user=USER, password=PASSWORD,
-                        timeout=5)
+def test_an_unreachable_server_fails_and_records_nothing(report_dir: Path, monkeypatch):
+    nowhere = connection("smtp_nowhere", _free_port(), PASSWORD, monkeypatch)
     with pytest.raises(MailError, match="ConnectionRefusedError") as exc:
-        _send(report_dir, config)
+        _send(report_dir, nowhere)
     assert PASSWORD not in str(exc.value)
     assert not (report_dir / "sent.json").exists()
 
@@ -287,6 +295,8 @@ def test_no_recipients_is_an_error(report_dir: Path, smtp):
         _send(report_dir, smtp[0], recipients=())
 
 
-def test_smtp_config_repr_hides_the_password():
-    text = repr(SmtpConfig(host="mail", port=587, user="u", password="hunter2", starttls=True))
-    assert "hunter2" not in text and "u:***@mail:587" in text
+def test_an_undefined_connection_is_named(report_dir: Path):
+    with pytest.raises(MailError, match="through smtp_not_defined failed") as exc:
+        _send(report_dir, "smtp_not_defined")
+    assert "not found" in str(exc.value) and "\n" not in str(exc.value)
+    assert not (report_dir / "sent.json").exists()

@@ -204,12 +204,17 @@ SECRET = "s3cr3t-Hunter2-XyZ"
 def test_configuration_errors_never_show_the_smtp_password(monkeypatch) -> None:
     from pipeline.schedule.config import ConfigError, load_settings
 
-    monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_PASSWORD", SECRET)
-    monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_PORT", "not-a-port")
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(ConfigError) as e:  # a misspelt key holding a secret
         load_settings({"smtp_pasword": SECRET, "lookback": "soon"})
     assert SECRET not in str(e.value) and SECRET not in repr(e.value)
-    monkeypatch.delenv("DISCOVERY_HISTORY_SMTP_PORT")
+    # the settings of the hand-built SMTP client are refused, naming the Airflow connection
+    # to use instead, never echoing their values
+    monkeypatch.setenv("DISCOVERY_HISTORY_SMTP_PASSWORD", SECRET)
+    for overrides in ({}, {"smtp_password": SECRET}):
+        with pytest.raises(ConfigError, match="smtp_password are no longer read") as e:
+            load_settings(overrides)
+        assert SECRET not in str(e.value) and "AIRFLOW_CONN_SMTP_DEFAULT" in str(e.value)
+    monkeypatch.delenv("DISCOVERY_HISTORY_SMTP_PASSWORD")
     s = load_settings()
     for text in (repr(s), str(s), s.model_dump_json(), repr(s.model_dump())):
         assert SECRET not in text
@@ -250,17 +255,18 @@ def _encodings(user: str, password: str) -> list[str]:
     return [password, plain, base64.b64encode(password.encode()).decode()]
 
 
-def test_a_refusing_server_cannot_make_the_password_appear_in_the_error(tmp_path: Path) -> None:
-    from pipeline.publish.mail import MailError, SmtpConfig, send_report
+def test_a_refusing_server_cannot_make_the_password_appear_in_the_error(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    from pipeline.publish.mail import MailError, send_report
 
     (tmp_path / "index.html").write_text("<p>report</p>")
     (tmp_path / "failures.csv").write_text("a\n")
     with echoing_smtp() as port:
-        config = SmtpConfig(host="127.0.0.1", port=port, user="reporter", password=SECRET,
-                            timeout=5)
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_ECHO", f"smtp://reporter:{SECRET}@127.0.0.1:{port}"
+                           "?disable_ssl=true&disable_tls=true&timeout=5&retry_limit=0")
         with pytest.raises(MailError) as e:
-            send_report(tmp_path, smtp=config, sender="d@example.com", recipients=["o@example.com"],
-                        subject="s", now=T0)
+            send_report(tmp_path, conn_id="smtp_echo", sender="d@example.com",
+                        recipients=["o@example.com"], subject="s", now=T0)
     text = str(e.value) + repr(e.value)
     assert not [enc for enc in _encodings("reporter", SECRET) if enc in text], text
 
