@@ -1,7 +1,8 @@
 -- user_tasks_at(as_of): the user task listing each instance in the newest user-task snapshot at
--- or before `as_of`. An instance listed by several tasks gets the last by name (as tctl's map).
--- The snapshot's rows are the intervals of its month (user_task_history) that began by then and
--- had not ended before it (user_task_history_ends).
+-- or before `as_of`, keyed by the id exactly as the task lists it (snapshots taken before this
+-- rule hold Azure VM ids lower-cased). An instance listed by several tasks gets the last by name
+-- (as tctl's map). The snapshot's rows are the intervals of its month (user_task_history) that
+-- began by then and had not ended before it (user_task_history_ends).
 -- grain: one row per (cloud, instance_key).
 -- inputs: user_task_history, user_task_history_ends, snapshot_at.
 CREATE OR REPLACE MACRO user_tasks_at(as_of) AS TABLE

@@ -20,8 +20,8 @@ from pipeline.store.manifest import MANIFEST, SCHEMA_DIR
 from pipeline.store.write import write_table
 
 HERE = Path(__file__).resolve().parent
-RELATIONS = ("010_snapshot_at", "020_online_nodes", "030_user_tasks_at", "125_instance_joins",
-             "130_instance_history")
+RELATIONS = ("010_snapshot_at", "015_registered_nodes", "020_online_nodes", "030_user_tasks_at",
+             "125_instance_joins", "130_instance_history")
 TABLES = {"nodes": "node_snapshots", "user_tasks": "user_task_snapshots"}
 _ARROW = {"VARCHAR": pa.string(), "TIMESTAMP_NS": pa.timestamp("ns")}
 
