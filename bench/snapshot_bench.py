@@ -181,7 +181,7 @@ def _before_row(ctx: Ctx, spec: YearSpec, year: Path, doc: dict) -> Row:
                 "union_by_name = true, hive_partitioning = true, hive_types = {'capture_date': "
                 "'DATE'})")
     old.execute(f"CREATE VIEW snapshot_log AS SELECT * FROM '{root / 'snapshot_log.parquet'}'")
-    for name in ("010_snapshot_at", "020_online_nodes"):
+    for name in ("010_snapshot_at", "015_registered_nodes", "020_online_nodes"):
         old.execute((REPO / "tests" / "store" / "reference" / f"{name}.sql").read_text())
     ours = connect(year)
     rng = random.Random(16)
