@@ -20,9 +20,15 @@ from pipeline.store.write import write_dataset
 from pipeline.timeutil import ns_to_datetime
 
 
+class CaptureOutOfOrder(StoreError):
+    """A capture older than the newest stored one of its kind: the history is kept as changes
+    against the previous capture, so it cannot be inserted before it."""
+
+
 def previous_capture(con, w: Writer, kind: str, at_ns: int) -> int | None:
     """The newest stored capture of `kind` (epoch ns; None before the first), with the log files
-    in the variable `log_files`. Raises StoreError when `at_ns` cannot follow it."""
+    in the variable `log_files`. Raises CaptureOutOfOrder when `at_ns` cannot follow it,
+    StoreError when the store still holds full copies."""
     legacy = legacy_in(w.base.datasets)
     if legacy:
         raise StoreError(
@@ -32,7 +38,7 @@ def previous_capture(con, w: Writer, kind: str, at_ns: int) -> int | None:
     newest = con.execute("SELECT epoch_ns(max(captured_at)) FROM read_parquet("
                          "getvariable('log_files')) WHERE kind = $1", [kind]).fetchall()[0][0]
     if newest is not None and at_ns < newest:
-        raise StoreError(
+        raise CaptureOutOfOrder(
             f"{kind} snapshot at {_rfc3339(at_ns)} is older than the newest stored one "
             f"({_rfc3339(newest)}); snapshots are stored as changes and must be ingested in "
             "capture order")
