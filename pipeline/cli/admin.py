@@ -74,14 +74,23 @@ def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
 
 @click.command("compact")
 @lock_timeout_option
+@click.option("--rebuild-index", is_flag=True,
+              help="Rebuild the uid index from the stored events (when verify finds it short).")
 @click.pass_context
 @friendly
-def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
+def compact_cmd(ctx: click.Context, lock_timeout: float, rebuild_index: bool) -> None:
     """Rewrite every partition holding more than one file into one file, rows kept exactly, in
-    one transaction (readers see the old files or the new ones, never a mix)."""
+    one transaction (readers see the old files or the new ones, never a mix). Files of an older
+    store layout are first migrated to the current one, in a step of their own logged in
+    ingest_log (schema 1's `raw` line becomes typed columns plus `extra`)."""
     from pipeline.store import maintenance
 
-    s = maintenance.compact(_store(ctx), lock_timeout=lock_timeout)
+    s = maintenance.compact(_store(ctx), lock_timeout=lock_timeout, rebuild_index=rebuild_index)
+    if s["migrated"]:
+        click.echo(f"migrated {s['migrated']} file{'' if s['migrated'] == 1 else 's'} of an older "
+                   "layout to the current one (logged in ingest_log as kind migrate)")
+    if "indexed" in s:
+        click.echo(f"rebuilt the uid index: {s['indexed']} uids")
     if not s["partitions"]:
         click.echo("nothing to compact: every partition holds one file")
         return
@@ -115,16 +124,24 @@ def rollup_cmd(ctx: click.Context, lock_timeout: float) -> None:
 @click.pass_context
 @friendly
 def migrate_cmd(ctx: click.Context, lock_timeout: float) -> None:
-    """Convert node and user-task snapshots stored as full copies (stores written before schema
-    3) to the change history (intervals and per-capture values), in one transaction; the full
-    copies are retired by the same commit. Needed once after upgrading: snapshot ingests refuse
-    a store of full copies, which reads the same before and after. Logged in ingest_log."""
-    from pipeline.store import migrate
+    """Bring a store written by an older version to the current layout: runs/joins files of
+    schema 1 (whole lines in `raw`) get schema 2's columns (as `compact` does first), then node
+    and user-task snapshots stored as full copies (before schema 3) become the change history
+    (intervals and per-capture values); each step is one logged transaction (ingest_log kind
+    migrate), the full copies retired by its commit. Needed once after upgrading: snapshot
+    ingests refuse a store of full copies, which reads the same before and after."""
+    from pipeline.store import migrate, migrate_files
 
-    s = migrate.migrate(_store(ctx), lock_timeout=lock_timeout,
+    store = _store(ctx)
+    f = migrate_files.migrate(store, lock_timeout=lock_timeout)
+    if f["files"]:
+        click.echo(f"migrated {f['files']} runs/joins files of schema {f['from']}: {f['rows']} "
+                   "rows, raw lines kept as typed columns and extra")
+    s = migrate.migrate(store, lock_timeout=lock_timeout,
                         say=lambda msg: click.echo(msg, err=True))
     if not s["migrated"]:
-        click.echo("nothing to migrate: snapshots are stored as changes")
+        if not f["files"]:
+            click.echo("nothing to migrate: snapshots are stored as changes")
         return
     click.echo(f"migrated {', '.join(s['datasets'])}: {s['read']} rows of full copies -> "
                f"{s['stored']} rows kept per capture ({s['read'] - s['stored']} repeated in a "

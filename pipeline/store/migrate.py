@@ -18,7 +18,14 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.store.history import KINDS, from_spans, spans_sql
-from pipeline.store.layout import DATASETS, HISTORY, INGEST_LOG, SNAPSHOT_LOG, legacy_in
+from pipeline.store.layout import (
+    DATASETS,
+    HISTORY,
+    INGEST_LOG,
+    SCHEMA_VERSION,
+    SNAPSHOT_LOG,
+    legacy_in,
+)
 from pipeline.store.manifest import Store, StoreError
 from pipeline.store.write import sql_str, write_dataset, write_table
 
@@ -55,6 +62,8 @@ def migrate(store: Store, *, lock_timeout: float = 60.0,
                 _convert(con, store, w, k, counts, say)
             counts["files"] += _fix_log(con, store, w)
             _log(con, w, started, legacy, counts)
+            if w.base.schema_version >= 2:  # runs/joins already current (else compaction's step)
+                w.schema_version = SCHEMA_VERSION
             w.commit()
         finally:
             con.close()
