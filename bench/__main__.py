@@ -21,6 +21,7 @@ from bench import (
     ingest_bench,
     memory_bench,
     report_bench,
+    snapshot_bench,
     storage_bench,
 )
 from bench.data import Ctx
@@ -37,7 +38,7 @@ from bench.harness import (
 from bench.scales import SCALES
 
 BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, memory_bench, incremental_bench,
-                                  report_bench, cli_bench, storage_bench)}
+                                  report_bench, cli_bench, storage_bench, snapshot_bench)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -206,7 +206,7 @@ def write_result(results_dir: Path, bench: str, scale: str, rows: list[Row], met
     return path
 
 
-_UNITS = {"ev/s", "s", "ms", "MiB", "%", "x", "files", "count", "bytes"}
+_UNITS = {"ev/s", "s", "ms", "MiB", "GB", "%", "x", "files", "count", "bytes"}
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -221,6 +221,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.1f} ms"
     if unit == "MiB":
         return f"{value:.0f} MiB"
+    if unit == "GB":
+        return f"{value:.2f} GB" if value >= 0.1 else f"{value * 1000:.1f} MB"
     if unit == "%":
         return f"{value:.1f}%"
     if unit == "x":

@@ -7,7 +7,8 @@
 -- * otherwise (Azure joins carry only subscription and resource group): the node whose name is
 --   the join's host id in a node snapshot of the window, through that node's labels.
 -- Joins matching no instance are left out.
--- grain: one row per matched join event. inputs: joins (joins_on_days), node_snapshots.
+-- grain: one row per matched join event.
+-- inputs: joins (joins_on_days), snapshot_log, node_history, node_history_ends.
 CREATE OR REPLACE MACRO instance_joins(from_ts, to_ts) AS TABLE
 WITH read_joins AS (
     SELECT time, ei, uid, host_id, node_name, method, attributes
@@ -26,13 +27,19 @@ read_attributes AS (
                                  json_extract_string(attributes, '$.vmId')), '')) AS vm_key
     FROM read_joins
 ),
+list_captures AS (
+    SELECT DISTINCT captured_at FROM snapshot_log
+    WHERE kind = 'nodes' AND captured_at >= from_ts AND captured_at <= to_ts
+),
 find_nodes AS (
-    SELECT DISTINCT name, cloud, instance_key
-    FROM node_snapshots
-    WHERE capture_date BETWEEN CAST(from_ts AS DATE) AND CAST(to_ts AS DATE)
-      AND captured_at >= from_ts AND captured_at <= to_ts
-      AND cloud IS NOT NULL AND instance_key <> ''
-      AND name IN (SELECT host_id FROM read_attributes WHERE ec2_id IS NULL AND vm_key IS NULL)
+    -- a node interval is in every capture from its first to its last
+    SELECT DISTINCT n.name, n.cloud, n.instance_key
+    FROM node_history n
+    LEFT JOIN node_history_ends e USING (interval_id)
+    JOIN list_captures c
+      ON c.captured_at >= n.first_seen AND (e.last_seen IS NULL OR c.captured_at <= e.last_seen)
+    WHERE n.cloud IS NOT NULL AND n.instance_key <> ''
+      AND n.name IN (SELECT host_id FROM read_attributes WHERE ec2_id IS NULL AND vm_key IS NULL)
 )
 SELECT CASE WHEN j.ec2_id IS NOT NULL THEN 'aws' WHEN j.vm_key IS NOT NULL THEN 'azure'
             ELSE n.cloud END AS cloud,

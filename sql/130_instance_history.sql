@@ -9,14 +9,15 @@
 -- started less than dup_window_ns nanoseconds after the start of the previous one (two runs
 -- this close are one too many, whatever started them); first_joined = first successful
 -- instance.join of the instance (instance_joins) at or after first_seen; first_online = first
--- node snapshot at or after first_seen and at or before to_ts listing the instance;
+-- node snapshot at or after first_seen and at or before to_ts listing the instance (the first
+-- capture at or after first_seen, or a node interval's first capture if later, within it);
 -- time_to_enroll = nanoseconds from first_seen to the earliest evidence that the agent joined:
 -- its first successful attempt, first_joined or first_online (snapshots are only as precise as
 -- their cadence); is_online = in the node snapshot at to_ts (NULL: no node snapshot at or before
 -- to_ts). Order: failures desc, attempts desc, cloud, instance_key.
 -- grain: one row per (cloud, instance_key) with an attempt in the window.
--- inputs: classified_attempts, exit_labels, instance_joins, node_snapshots, online_nodes,
--- snapshot_at.
+-- inputs: classified_attempts, exit_labels, instance_joins, snapshot_log, node_history,
+-- node_history_ends, online_nodes, snapshot_at.
 CREATE OR REPLACE MACRO instance_history(from_ts, to_ts, dup_window_ns := 120000000000) AS TABLE
 WITH read_attempts AS MATERIALIZED (
     SELECT *,
@@ -58,13 +59,24 @@ find_first_joined AS (
     WHERE j.time >= s.first_seen
     GROUP BY j.cloud, j.instance_key
 ),
+list_captures AS (
+    SELECT DISTINCT captured_at FROM snapshot_log WHERE kind = 'nodes'
+),
+find_first_capture AS (
+    SELECT s.cloud, s.instance_key, c.captured_at AS first_capture
+    FROM count_attempts s
+    ASOF JOIN list_captures c ON c.captured_at >= s.first_seen
+),
 find_first_online AS (
-    SELECT n.cloud, n.instance_key, min(n.captured_at) AS first_online
-    FROM node_snapshots n
-    JOIN count_attempts s USING (cloud, instance_key)
-    WHERE n.capture_date BETWEEN CAST(from_ts AS DATE) AND CAST(to_ts AS DATE)
-      AND n.captured_at >= s.first_seen AND n.captured_at <= to_ts
-    GROUP BY n.cloud, n.instance_key
+    -- an interval listing the instance is in every capture from its first to its last
+    SELECT f.cloud, f.instance_key,
+           min(greatest(n.first_seen, f.first_capture)) AS first_online
+    FROM find_first_capture f
+    JOIN node_history n USING (cloud, instance_key)
+    LEFT JOIN node_history_ends e USING (interval_id)
+    WHERE greatest(n.first_seen, f.first_capture) <= to_ts
+      AND (e.last_seen IS NULL OR greatest(n.first_seen, f.first_capture) <= e.last_seen)
+    GROUP BY f.cloud, f.instance_key
 )
 SELECT s.cloud, s.instance_key, s.account_id, s.region, s.instance_id, s.vm_id, s.vm_name,
        s.resource_group, s.attempts, s.failures,

@@ -191,11 +191,18 @@ def write_json(path: Path, doc) -> Path:
 
 
 def query(store: Store, dataset: str, sql: str, params: list | None = None) -> list[tuple]:
-    """Run `sql` over the committed files of `dataset` (read directly, no views), as `t`."""
+    """Run `sql` over the committed files of `dataset` (read directly, no views), as `t`; a
+    relation that is no dataset (`node_snapshots`, rebuilt from the history) through the views."""
     import duckdb
 
     from pipeline.store.layout import DATASETS
 
+    if dataset not in DATASETS:
+        from pipeline.query.views import connect
+
+        with connect(store) as con:
+            con.execute(f"CREATE TEMP VIEW t AS SELECT * FROM {dataset}")
+            return con.execute(sql, params or []).fetchall()
     ds = DATASETS[dataset]
     hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
     opts = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""

@@ -1,5 +1,5 @@
-"""CLI commands that look after a store: `verify` (a read-only consistency check), `compact`
-and `rollup`.
+"""CLI commands that look after a store: `verify` (a read-only consistency check), `compact`,
+`rollup` and `migrate`.
 
 They adapt arguments, call `pipeline.store` and `pipeline.query.rollup_build`, and print; errors
 become one line through `pipeline.cli.common.friendly`.
@@ -119,4 +119,32 @@ def rollup_cmd(ctx: click.Context, lock_timeout: float) -> None:
                f"removed {s['month_files_removed'] + s['day_files_removed']} stale file(s)")
 
 
-COMMANDS = (verify_cmd, compact_cmd, rollup_cmd)
+@click.command("migrate")
+@lock_timeout_option
+@click.pass_context
+@friendly
+def migrate_cmd(ctx: click.Context, lock_timeout: float) -> None:
+    """Bring a store written by an older version to the current layout: runs/joins files of
+    schema 1 (whole lines in `raw`) get schema 2's columns (as `compact` does first), then node
+    and user-task snapshots stored as full copies (before schema 3) become the change history
+    (intervals and per-capture values); each step is one logged transaction (ingest_log kind
+    migrate), the full copies retired by its commit. Needed once after upgrading: snapshot
+    ingests refuse a store of full copies, which reads the same before and after."""
+    from pipeline.store import migrate, migrate_files
+
+    store = _store(ctx)
+    f = migrate_files.migrate(store, lock_timeout=lock_timeout)
+    if f["files"]:
+        click.echo(f"migrated {f['files']} runs/joins files of schema {f['from']}: {f['rows']} "
+                   "rows, raw lines kept as typed columns and extra")
+    s = migrate.migrate(store, lock_timeout=lock_timeout,
+                        say=lambda msg: click.echo(msg, err=True))
+    if not s["migrated"]:
+        if not f["files"]:
+            click.echo("nothing to migrate: snapshots are stored as changes")
+        return
+    click.echo(f"migrated {', '.join(s['datasets'])}: {s['read']} rows of full copies -> "
+               f"{s['stored']} rows kept per capture ({s['read'] - s['stored']} repeated in a "
+               f"listing), {s['files']} files")
+
+

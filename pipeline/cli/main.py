@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.admin import compact_cmd, rollup_cmd, verify_cmd
+from pipeline.cli.admin import compact_cmd, migrate_cmd, rollup_cmd, verify_cmd
 from pipeline.cli.common import ENV_STORE, OneLineGroup
 from pipeline.cli.demo import demo
 from pipeline.cli.history import history_cmd, report_cmd, trends_cmd
@@ -34,7 +34,7 @@ def main(ctx: click.Context, store: str) -> None:
 
 
 for _cmd in (ingest, nodes_cmd, history_cmd, trends_cmd, report_cmd, verify_cmd, compact_cmd,
-             rollup_cmd, receive_cmd, sql_cmd, metrics_cmd, demo):
+             rollup_cmd, migrate_cmd, receive_cmd, sql_cmd, metrics_cmd, demo):
     main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,8 @@ class SnapshotCommandError(Exception):
 
 
 class SnapshotStale(Exception):
-    """The run's capture time is too far in the past for a snapshot taken now to stand for it."""
+    """The run's capture time is too far in the past for a snapshot taken now to stand for it, or
+    older than the newest capture stored."""
 
 
 def _display(argv: Sequence[str]) -> str:
@@ -90,8 +91,10 @@ def capture_snapshot(store, kind: str, *, at: datetime, now: datetime,
                      max_lag: timedelta = timedelta(0)) -> dict:
     """Store a `kind` snapshot captured at `at`: from `file` when given, else from `command`'s
     stdout. Raises SnapshotStale when `max_lag` > 0 and `now − at > max_lag` (the cluster's state
-    now cannot stand for `at`), SnapshotCommandError when the command fails. Returns the ingest
-    summary as a dict (a rerun for the same `at` stores nothing: duplicates)."""
+    now cannot stand for `at`) or when a newer capture is stored (a backfill's hour: the history
+    is kept as changes, in capture order), SnapshotCommandError when the command fails. Returns
+    the ingest summary as a dict (a rerun for the same `at` stores nothing: duplicates)."""
+    from pipeline.ingest.snapshot_store import CaptureOutOfOrder
     from pipeline.ingest.snapshots import ingest_snapshot
 
     if kind not in KINDS:
@@ -100,11 +103,14 @@ def capture_snapshot(store, kind: str, *, at: datetime, now: datetime,
         raise SnapshotStale(
             f"{kind} snapshot for {at:%Y-%m-%dT%H:%M:%SZ} skipped: it is {now - at} old, more "
             f"than the allowed lag {max_lag}; cluster state now cannot stand for that time")
-    if file:
-        return ingest_snapshot(store, kind, file, at).to_dict()
-    if not command:
+    if not file and not command:
         raise SnapshotCommandError(f"no {kind} snapshot command or file configured")
-    with tempfile.TemporaryDirectory(prefix=f"discovery-{kind}-") as tmp:
-        path = run_snapshot(command, Path(tmp) / f"{kind}-{at:%Y%m%dT%H%M%SZ}.json",
-                            timeout=timeout.total_seconds())
-        return ingest_snapshot(store, kind, str(path), at).to_dict()
+    try:
+        if file:
+            return ingest_snapshot(store, kind, file, at).to_dict()
+        with tempfile.TemporaryDirectory(prefix=f"discovery-{kind}-") as tmp:
+            path = run_snapshot(command, Path(tmp) / f"{kind}-{at:%Y%m%dT%H%M%SZ}.json",
+                                timeout=timeout.total_seconds())
+            return ingest_snapshot(store, kind, str(path), at).to_dict()
+    except CaptureOutOfOrder as e:  # a backfill's hour: the history already runs past it
+        raise SnapshotStale(f"{kind} snapshot for {at:%Y-%m-%dT%H:%M:%SZ} skipped: {e}") from None

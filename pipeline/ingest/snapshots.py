@@ -4,21 +4,18 @@ YAML as `sources.tctl` reads them, each row stamped with its capture time."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.ingest import snapshot_store
 from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
-from pipeline.store.layout import (
-    NODE_SNAPSHOTS,
-    QUARANTINE,
-    SNAPSHOT_LOG,
-    USER_TASK_SNAPSHOTS,
-)
+from pipeline.store.history import KINDS
+from pipeline.store.layout import QUARANTINE, SNAPSHOT_LOG
 from pipeline.store.write import write_table
 
 AWS_INSTANCE_LABEL = "teleport.dev/instance-id"
@@ -118,12 +115,13 @@ def ingest_snapshot(
     store: Store, kind: str, path: str, at: datetime, lock_timeout: float = 60.0
 ) -> IngestSummary:
     """Store the resources in `path` as the `kind` ("nodes" | "user_tasks") snapshot taken at
-    `at`. A snapshot already stored for the same kind and instant is a duplicate."""
+    `at`. A snapshot already stored for the same kind and instant is a duplicate; one older than
+    the newest stored is refused (StoreError: the history is kept as changes, in time order)."""
     import duckdb
 
     items = _load(path, kind)
     at_ns = _to_naive(at)
-    ds = NODE_SNAPSHOTS if kind == "nodes" else USER_TASK_SNAPSHOTS
+    ds = KINDS[kind].legacy  # the columns of one capture (stored as changes)
     model, want = (Node, "node") if kind == "nodes" else (UserTask, "user_task")
     with store.writer(timeout=lock_timeout) as w:
         s = IngestSummary(ingest_id=w.ingest_id, sources=[path], read=len(items))
@@ -136,6 +134,7 @@ def ingest_snapshot(
         if taken:
             s.duplicates = len(items)
             return s
+        previous = snapshot_store.previous_capture(con, w, kind, _ns(at_ns))
         rows: list[dict[str, Any]] = []
         rejected: list[tuple[int, str, Any]] = []
         for i, item in enumerate(items, start=1):
@@ -152,7 +151,9 @@ def ingest_snapshot(
             rows.extend({**r, "raw": raw, "captured_at": at_ns} for r in made)
             s.stored += 1
         s.quarantined = len(rejected)
-        s.files_added += write_table(con, w, ds, _table(ds, rows, at_ns))
+        kept, added = snapshot_store.write_capture(con, w, kind, _table(ds, rows, at_ns),
+                                                   _ns(at_ns), previous)
+        s.files_added += added
         if rejected:
             s.files_added += write_table(con, w, QUARANTINE, pa.table({
                 "ingest_id": [w.ingest_id] * len(rejected), "source": [path] * len(rejected),
@@ -162,7 +163,7 @@ def ingest_snapshot(
                 "quarantined_at": pa.array([at_ns] * len(rejected), pa.timestamp("ns")),
                 "ingest_date": pa.array([at_ns.date()] * len(rejected), pa.date32())}))
         log = pa.table({"kind": [kind], "captured_at": pa.array([at_ns], pa.timestamp("ns")),
-                        "rows": [len(rows)], "source": [path], "ingest_id": [w.ingest_id]})
+                        "rows": [kept], "source": [path], "ingest_id": [w.ingest_id]})
         s.files_added += write_table(con, w, SNAPSHOT_LOG, log) + 1  # + the ingest log below
         log_ingest(con, w, s, kind)
         w.commit()
@@ -181,6 +182,11 @@ def _to_naive(t: datetime) -> datetime:
     if t.tzinfo is None:
         raise ValueError("capture time must be timezone-aware")
     return t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _ns(t: datetime) -> int:
+    """Epoch nanoseconds of a naive UTC datetime."""
+    return (t - datetime(1970, 1, 1)) // timedelta(microseconds=1) * 1000
 
 
 # typed from the layout: a column whose values are all None would otherwise be Parquet type NULL

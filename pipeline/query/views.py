@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline.query import rollups
-from pipeline.store import Store
-from pipeline.store.layout import DATASETS, ROLLUPS
+from pipeline.store import Store, history
+from pipeline.store.layout import DATASETS, HISTORY, ROLLUPS, Dataset, legacy_in
 from pipeline.store.manifest import Manifest
 
 
@@ -47,18 +47,29 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
     manifest = store.manifest()
     texts = [path.read_text() for path in sql_files()]
     set_files(con, store, manifest, texts)
+    legacy = legacy_in(manifest.datasets)
     for name, ds in DATASETS.items():
         if name in ROLLUPS:  # read through latest_runs and analytics.failure_trends only; a
             continue         # store from before rollups has no schema file for a view yet
-        hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
-        options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
-        files = f"getvariable('{name}_files')"
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                    f"{files}, union_by_name = true{options})")
-        if "event_date" in dict(ds.partition):
-            con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
-                        "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
-                        f"{_days_filter(files)}, union_by_name = true{options})")
+        if name in HISTORY and (legacy or not manifest.datasets.get(name)):
+            # full copies are converted below; an empty dataset needs no file (a store written
+            # before schema 3 has no schema file for it)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {_empty(ds)}")
+            continue
+        if name in HISTORY:
+            # its files all have the layout's schema (written from schema 3 on; verify checks):
+            # binding reads one footer, not a year of them (`<name>_scan`, see set_files)
+            _dataset_view(con, name, ds, f"getvariable('{name}_scan')", by_name=False)
+            continue
+        _dataset_view(con, name, ds, f"getvariable('{name}_files')")
+    if legacy:  # a store not yet migrated: its full copies read as the change history
+        for kind in history.KINDS.values():
+            source = f"legacy_{kind.legacy.name}"
+            if kind.legacy.name in legacy:
+                _dataset_view(con, source, kind.legacy, f"getvariable('{source}_files')")
+            else:
+                con.execute(f"CREATE OR REPLACE VIEW {source} AS {_empty(kind.legacy)}")
+            history.legacy_views(con, kind, source)
     for text in texts:
         con.execute(text)
 
@@ -66,11 +77,40 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
 def set_files(con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest,
               texts: list[str]) -> None:
     """Set the variables the views read through (each dataset's committed files of `manifest`,
-    the fresh rollups) and let `con` read the store's files; `texts` are the `sql/` texts loaded."""
+    the fresh rollups) and let `con` read the store's files; `texts` are the `sql/` texts loaded.
+    A history dataset's list is also kept with a data file first and the schema file last
+    (`<name>_scan`): the planner sizes a scan by its first file, and a zero-row anchor would
+    make it a join's build side, so that a capture's day and month would not prune files. A
+    store of full copies (schema 1-2) lists them as `legacy_<dataset>_files`."""
     store.register(con)
     for name in DATASETS:
-        con.execute(f"SET VARIABLE {name}_files = $1", [store.files(name, manifest)])
+        files = store.files(name, manifest)
+        con.execute(f"SET VARIABLE {name}_files = $1", [files])
+        if name in HISTORY:
+            con.execute(f"SET VARIABLE {name}_scan = $1", [files[1:] + files[:1]])
+    for name in legacy_in(manifest.datasets):
+        con.execute(f"SET VARIABLE legacy_{name}_files = $1", [store.files(name, manifest)])
     rollups.attach(con, store, manifest.datasets, texts)
+
+
+def _dataset_view(con, name: str, ds: Dataset, files: str, by_name: bool = True) -> None:
+    """The view `name` over the Parquet files of the list expression `files`, hive keys typed
+    (columns matched by name across files unless `by_name` is False); and, for event datasets,
+    the macro `<name>_on_days` reading only some days' files."""
+    hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
+    options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                f"{files}, union_by_name = {str(by_name).lower()}{options})")
+    if "event_date" in dict(ds.partition):
+        con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
+                    "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
+                    f"{_days_filter(files)}, union_by_name = true{options})")
+
+
+def _empty(ds: Dataset) -> str:
+    """SELECT of no rows with the dataset's columns and partition keys, typed."""
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in ds.columns + ds.partition)
+    return f"SELECT {cols} LIMIT 0"
 
 
 def _days_filter(files: str) -> str:

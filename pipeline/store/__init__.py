@@ -9,7 +9,9 @@ Layout (`<root>/`):
   _schema/<dataset>/...   zero-row files that anchor each dataset's schema
   _staging/<ingest-id>/   a writer's scratch space (removed after commit; orphans swept)
   runs/cloud=aws/event_date=2026-05-04/part-<ingest-id>-0.parquet
-  joins/, quarantine/, node_snapshots/, user_task_snapshots/, snapshot_log/, ingest_log/
+  joins/, quarantine/, snapshot_log/, ingest_log/
+  node_history/, node_history_ends/, node_expiry/, user_task_history/, user_task_history_ends/
+                          snapshots as changes (`pipeline.store.history`)
 
 Readers (`pipeline.query.views.connect`) only read files named in the manifest, so a crashed or
 running writer is never half-visible: a commit is one rename of `_manifest.json`.

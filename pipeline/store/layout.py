@@ -7,15 +7,20 @@ them, `verify` checks them. SCHEMA_VERSION is written into the manifest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from pipeline import models
 
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
-SCHEMA_VERSION = 2
+# 3: node and user-task snapshots kept as presence intervals and per-capture values (the change
+#    history) instead of one full copy per capture; `discovery-history migrate` converts
+SCHEMA_VERSION = 3
+# The manifest's schema_version is the oldest layout a committed file may have. Layouts 1 and 2
+# differ in the columns of runs/joins files (OLDER_COLUMNS; compaction rewrites them, in
+# `pipeline.store.migrate_files`); layouts 2 and 3 in which snapshot datasets exist (full copies,
+# LEGACY, vs the change history; `discovery-history migrate` converts, `pipeline.store.migrate`).
 # What each older layout had in place of a current column: {version: {dataset: {current column:
-# (older column, type)}}}. Such files still read (views use union_by_name); `maintenance.migrate`
-# rewrites them in the current layout.
+# (older column, type)}}}. Such files still read (views use union_by_name).
 OLDER_COLUMNS = {1: {"runs": {"extra": ("raw", "VARCHAR")}, "joins": {"extra": ("raw", "VARCHAR")}}}
 
 
@@ -26,6 +31,8 @@ class Dataset:
     name: str
     columns: tuple[tuple[str, str], ...]
     partition: tuple[tuple[str, str], ...] = ()
+    monthly: bool = False  # its DATE partition value is the first day of a month it spans
+    parquet: str = ""  # extra Parquet writer options (COPY … (FORMAT parquet, …<here>))
 
     @property
     def column_names(self) -> list[str]:
@@ -52,6 +59,16 @@ class Dataset:
             if typ == "DATE" and col in values:
                 return date.fromisoformat(values[col])
         return None
+
+    def partition_end(self, path: str) -> date | None:
+        """The first day after the span of a partition folder (or a file's relative path): the
+        next day, or the next month for a `monthly` dataset; None without a DATE key."""
+        start = self.date_of(path)
+        if start is None:
+            return None
+        if self.monthly:
+            return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return start + timedelta(days=1)
 
     def placeholder_path(self) -> str:
         """Relative path of the zero-row file that anchors the schema of an empty dataset."""
@@ -160,37 +177,65 @@ QUARANTINE = Dataset(
     (("ingest_date", "DATE"),),
 )
 
+# Node and user-task history (schema 3): what a snapshot (`tctl get nodes|user_tasks`) holds is
+# kept as presence intervals, one per run of consecutive captures of a kind in which a row with
+# the same identity (every column the relations read) appears. Rows of `<kind>_history` are
+# partitioned by `period`, the first day of a month: a period holds every interval present at
+# one of its captures (carried over at the month's first capture, with the interval's first
+# capture and raw), so the rows at any capture come from one period's files. An interval's last
+# capture is written when it ends, in `<kind>_history_ends` (period: that capture's month); an
+# interval without one is present in the newest capture. Per-capture values the relations need
+# (a node's `expires`) are in `node_expiry`, one row per node present per capture, as nanoseconds
+# after the capture time (delta-encoded Parquet: about 5 bytes per row, 1 when whole seconds).
+NODE_IDENTITY = (
+    ("name", "VARCHAR"),
+    ("hostname", "VARCHAR"),
+    ("cloud", "VARCHAR"),  # aws, azure, or NULL for other nodes
+    ("instance_key", "VARCHAR"),
+    ("instance_id", "VARCHAR"),
+    ("vm_id", "VARCHAR"),
+    ("account_id", "VARCHAR"),
+    ("region", "VARCHAR"),
+    ("resource_group", "VARCHAR"),
+)
+USER_TASK_IDENTITY = (
+    ("name", "VARCHAR"),
+    ("task_type", "VARCHAR"),
+    ("issue_type", "VARCHAR"),
+    ("state", "VARCHAR"),
+    ("cloud", "VARCHAR"),
+    ("instance_key", "VARCHAR"),  # one row per affected instance (NULL: task lists none)
+)
+_V2 = "PARQUET_VERSION V2"  # delta-encoded integers: capture offsets and sorted ids cost bits
+_INTERVAL = (("interval_id", "BIGINT"), ("first_seen", "TIMESTAMP_NS"))
+_PERIOD = (("period", "DATE"),)
+
+NODE_HISTORY = Dataset(  # one row per node interval per month it is present in
+    "node_history", _INTERVAL + NODE_IDENTITY + (("raw", "VARCHAR"),), _PERIOD, True, _V2)
+NODE_HISTORY_ENDS = Dataset(  # one row per ended node interval: its last capture
+    "node_history_ends", (("interval_id", "BIGINT"), ("last_seen", "TIMESTAMP_NS")), _PERIOD,
+    True, _V2)
+NODE_EXPIRY = Dataset(  # one row per node present per capture
+    "node_expiry",
+    (("captured_at", "TIMESTAMP_NS"), ("interval_id", "BIGINT"), ("expires_offset", "BIGINT")),
+    (("capture_date", "DATE"),), parquet=_V2)
+USER_TASK_HISTORY = Dataset(  # one row per (task, instance) interval per month it is present in
+    "user_task_history", _INTERVAL + USER_TASK_IDENTITY + (("raw", "VARCHAR"),), _PERIOD, True,
+    _V2)
+USER_TASK_HISTORY_ENDS = Dataset(
+    "user_task_history_ends", (("interval_id", "BIGINT"), ("last_seen", "TIMESTAMP_NS")),
+    _PERIOD, True, _V2)
+
+# Schema 1-2: one full copy per capture. Read (converted on the fly) until `migrate` runs.
 NODE_SNAPSHOTS = Dataset(
     "node_snapshots",
-    (
-        ("captured_at", "TIMESTAMP_NS"),
-        ("name", "VARCHAR"),
-        ("hostname", "VARCHAR"),
-        ("cloud", "VARCHAR"),  # aws, azure, or NULL for other nodes
-        ("instance_key", "VARCHAR"),
-        ("instance_id", "VARCHAR"),
-        ("vm_id", "VARCHAR"),
-        ("account_id", "VARCHAR"),
-        ("region", "VARCHAR"),
-        ("resource_group", "VARCHAR"),
-        ("expires", "TIMESTAMP_NS"),
-        ("raw", "VARCHAR"),
-    ),
+    (("captured_at", "TIMESTAMP_NS"),) + NODE_IDENTITY
+    + (("expires", "TIMESTAMP_NS"), ("raw", "VARCHAR")),
     (("capture_date", "DATE"),),
 )
-
 USER_TASK_SNAPSHOTS = Dataset(
     "user_task_snapshots",
-    (
-        ("captured_at", "TIMESTAMP_NS"),
-        ("name", "VARCHAR"),
-        ("task_type", "VARCHAR"),
-        ("issue_type", "VARCHAR"),
-        ("state", "VARCHAR"),
-        ("cloud", "VARCHAR"),
-        ("instance_key", "VARCHAR"),  # one row per affected instance (NULL: task lists none)
-        ("raw", "VARCHAR"),
-    ),
+    (("captured_at", "TIMESTAMP_NS"),) + USER_TASK_IDENTITY + (("raw", "VARCHAR"),),
     (("capture_date", "DATE"),),
 )
 
@@ -256,8 +301,11 @@ DATASETS: dict[str, Dataset] = {
         RUNS,
         JOINS,
         QUARANTINE,
-        NODE_SNAPSHOTS,
-        USER_TASK_SNAPSHOTS,
+        NODE_HISTORY,
+        NODE_HISTORY_ENDS,
+        NODE_EXPIRY,
+        USER_TASK_HISTORY,
+        USER_TASK_HISTORY_ENDS,
         SNAPSHOT_LOG,
         INGEST_LOG,
         ROLLUP_LATEST,
@@ -265,6 +313,20 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 ROLLUPS = (ROLLUP_LATEST.name, ROLLUP_TRENDS.name)
+HISTORY = (NODE_HISTORY.name, NODE_HISTORY_ENDS.name, NODE_EXPIRY.name, USER_TASK_HISTORY.name,
+           USER_TASK_HISTORY_ENDS.name)
+# datasets of earlier schemas: no longer written, read (and converted) while a store has files
+LEGACY: dict[str, Dataset] = {d.name: d for d in (NODE_SNAPSHOTS, USER_TASK_SNAPSHOTS)}
+
+
+def dataset(name: str) -> Dataset:
+    """The dataset of that name, current or legacy (KeyError for neither)."""
+    return DATASETS[name] if name in DATASETS else LEGACY[name]
+
+
+def legacy_in(datasets: dict[str, list[str]]) -> list[str]:
+    """The legacy datasets a manifest still lists files of (empty once migrated)."""
+    return [name for name in LEGACY if datasets.get(name)]
 
 
 # How the ingest derives stored columns from an event's typed fields; `verify` checks partition

@@ -17,12 +17,14 @@ from pipeline.store.layout import (
     DATASETS,
     INDEXED,
     INGEST_LOG,
+    LEGACY,
     SCHEMA_VERSION,
     SNAPSHOT_LOG,
     Dataset,
+    legacy_in,
 )
-from pipeline.store.migrate import migrate
-from pipeline.store.write import sql_str
+from pipeline.store.migrate_files import migrate
+from pipeline.store.write import parquet_options, sql_str
 
 EVENT_DATASETS = ("runs", "joins")
 
@@ -51,13 +53,19 @@ def _by_partition(rels: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def stored_datasets(datasets: dict[str, list[str]]) -> dict[str, Dataset]:
+    """The datasets to look after: the current ones and the legacy ones still holding files."""
+    return DATASETS | {name: LEGACY[name] for name in legacy_in(datasets)}
+
+
 def _select_columns(ds: Dataset) -> str:
     return ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in ds.columns)
 
 
 def _order(ds: Dataset) -> str:
     names = ds.column_names
-    keys = [c for c in ("time", "captured_at", "quarantined_at", "started_at", "uid") if c in names]
+    keys = [c for c in ("time", "captured_at", "quarantined_at", "started_at", "uid",
+                        "interval_id") if c in names]
     return f" ORDER BY {', '.join(keys)}" if keys else ""
 
 
@@ -72,8 +80,8 @@ def count_rows(con, files: list[str]) -> int:
 def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = False) -> dict:
     """Rewrite every partition holding more than one file into one file, in one transaction.
     Rows are kept exactly (checked by count before commit). Files of an older layout are first
-    migrated to the current one (`pipeline.store.migrate`, its own logged transaction: a rewrite never
-    drops a column an older layout kept). The uid index files of a dataset are merged into one
+    migrated to the current one (`pipeline.store.migrate_files`, its own logged transaction: a
+    rewrite never drops a column an older layout kept). The uid index files of a dataset are merged into one
     as well (dropping entries of partitions retention removed), or, with `rebuild_index`,
     rebuilt from the data. Returns counts of the work done, `migrated` the files migrated."""
     store.require()
@@ -83,7 +91,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = F
     with store.writer(timeout=lock_timeout) as w:
         con = plain_connection(store)
         try:
-            for name, ds in DATASETS.items():
+            for name, ds in stored_datasets(w.base.datasets).items():
                 out_root = w.scratch(f"compact-{name}")
                 for part, rels in _by_partition(w.base.datasets.get(name, [])).items():
                     if len(rels) < 2:
@@ -96,7 +104,7 @@ def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = F
                         f"COPY (SELECT {_select_columns(ds)} FROM read_parquet("
                         "getvariable('compact_files'), hive_partitioning = false, "
                         f"union_by_name = true){_order(ds)}) TO {sql_str(target)} "
-                        "(FORMAT parquet, COMPRESSION zstd)")
+                        f"(FORMAT parquet, COMPRESSION zstd{parquet_options(ds)})")
                     before, after = count_rows(con, files), count_rows(con, [str(target)])
                     if before != after:
                         raise StoreError(f"compaction of {name}/{part} changed the row count "
@@ -119,10 +127,12 @@ def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = F
 
 
 def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float = 60.0) -> dict:
-    """Drop whole partitions dated before `today − days` (runs, joins, quarantine, snapshots),
-    and snapshot_log rows of dropped snapshots, in one transaction. Event rows dropped are
-    logged in ingest_log as kind `retention` with a negative `stored`, so stored totals keep
-    matching the data. Returns what was dropped."""
+    """Drop whole partitions wholly before the cutoff `today − days` (runs, joins, quarantine,
+    node expiry by day; node and user-task history by month, once the month is over), and
+    snapshot_log rows of captures before it, in one transaction: an interval present at a
+    capture kept is kept whole (with its first capture), one that straddles the cutoff too. Event
+    rows dropped are logged in ingest_log as kind `retention` with a negative `stored`, so stored
+    totals keep matching the data. Returns what was dropped."""
     import pyarrow as pa
 
     from pipeline.store.write import write_table
@@ -136,10 +146,10 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
         con = plain_connection(store)
         try:
             event_rows, partitions = 0, []
-            for name, ds in DATASETS.items():
+            for name, ds in stored_datasets(w.base.datasets).items():
                 for part, rels in _by_partition(w.base.datasets.get(name, [])).items():
-                    day = ds.date_of(part)
-                    if day is None or day >= cutoff:
+                    end = ds.partition_end(part)
+                    if end is None or end > cutoff:
                         continue
                     rows = count_rows(con, dataset_files(store, name, rels))
                     if name in EVENT_DATASETS:

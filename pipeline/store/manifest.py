@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.store import coverage as cov
-from pipeline.store import lease, remote
+from pipeline.store import layout, lease, remote
 from pipeline.store.errors import LeaseLost, StoreError, StoreLocked
 from pipeline.store.layout import DATASETS, INDEXED, SCHEMA_VERSION, UID_INDEX
 
@@ -196,7 +196,7 @@ class Store:
 
     def schema_file(self, dataset: str) -> str:
         """Path (or URL) of the dataset's zero-row file that anchors its schema."""
-        return self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
+        return self.path(SCHEMA_DIR, dataset, layout.dataset(dataset).placeholder_path())
 
     def locked(self, timeout: float = 60.0):
         """The writers' lock (a context manager giving its guard: `check()` at each write step,

@@ -1,126 +1,122 @@
-"""Migrate the files of an older store layout to the current one: one explicit, logged step.
+"""`discovery-history migrate`: convert a store's node and user-task snapshots from full copies
+(one copy per capture, schema 1-2) to the change history (schema 3), in one transaction.
 
-Schema 1 kept each event's whole line in `raw`; schema 2 keeps the typed columns (as schema 1
-did) and, in `extra`, only the keys no model defines. Migrating a schema-1 `runs` or `joins`
-file computes `extra` from `raw` with the ingest's own expression (`layout.extra_sql`), checks
-that every key of `raw` is a typed field or in `extra` and that the rows and their typed
-columns are unchanged, and replaces the file in its partition. One transaction migrates every
-such file, logs an `ingest_log` row of kind `migrate` (its sources: the files rewritten), stamps
-the manifest's `schema_version` and rewrites the schema anchors. `maintenance.compact` runs it
-first, so no rewrite drops `raw`; until then the store reads as it is (views use union_by_name).
+Explicit, not on the first write: converting a large store takes minutes, scratch disk and the
+writers' lock, which an hourly snapshot task must not spend unannounced. Until it runs the store
+reads exactly as after it (the same conversion runs on the fly in `pipeline.query`), event
+ingests go on, and a snapshot ingest says to run it. The conversion is one Writer transaction:
+new files are invisible until the single manifest commit, the full copies are retired by it
+(kept RETIRE_GRACE for readers that listed them), and a killed run leaves the store as it was.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.store import Store, StoreError
+from pipeline.store.history import KINDS, from_spans, spans_sql
 from pipeline.store.layout import (
+    DATASETS,
+    HISTORY,
     INGEST_LOG,
-    JOINS,
-    RUNS,
     SCHEMA_VERSION,
-    Dataset,
-    extra_sql,
-    typed_keys,
+    SNAPSHOT_LOG,
+    legacy_in,
 )
-from pipeline.store.write import sql_str, write_table
+from pipeline.store.manifest import Store, StoreError
+from pipeline.store.write import sql_str, write_dataset, write_table
 
-KINDS = {RUNS.name: "run", JOINS.name: "join"}
-
-
-def older_files(con, store: Store, ds: Dataset, rels: list[str]) -> list[str]:
-    """Files of `ds` (relative paths) whose columns are an older layout's, not the current."""
-    if not rels:
-        return []
-    old = []  # one footer read per file: each file's own columns
-    for rel in rels:
-        cols = [(r[0], r[1]) for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({sql_str(store.path(ds.name, rel))}, "
-            "hive_partitioning = false)").fetchall()]
-        if cols != list(ds.columns):
-            if cols not in [list(ds.columns_at(v)) for v in range(1, SCHEMA_VERSION)]:
-                raise StoreError(f"{ds.name}/{rel} has columns of no known layout; "
-                                 "run `discovery-history verify`")
-            old.append(rel)
-    return old
+MEMORY_LIMIT = "1GB"  # beyond it DuckDB spills to the writer's scratch folder
 
 
-def _select(ds: Dataset, source: str) -> str:
-    """The current columns of `ds` from a schema-1 file (`extra` from `raw`)."""
-    kind = KINDS[ds.name]
-    cols = [f"{extra_sql(kind, 'raw')} AS extra" if c == "extra" else f"CAST({c} AS {t}) AS {c}"
-            for c, t in ds.columns]
-    return f"SELECT {', '.join(cols)} FROM read_parquet({source}, hive_partitioning = false)"
-
-
-def _check(con, ds: Dataset, old: str, new: str, rel: str) -> int:
-    """Rows of the rewritten file; StoreError unless it holds the old file's rows, typed
-    columns unchanged, and every key of each `raw` line is a typed field or in `extra`."""
-    typed = ", ".join(c for c, _ in ds.columns if c != "extra")
-    fields = typed_keys(KINDS[ds.name])
-    counts = con.execute(
-        f"SELECT (SELECT count(*) FROM read_parquet({old})), (SELECT count(*) FROM "
-        f"read_parquet({new})), (SELECT count(*) FROM (SELECT {typed} FROM read_parquet({old}) "
-        f"EXCEPT ALL SELECT {typed} FROM read_parquet({new}))), (SELECT count(*) FROM "
-        f"(SELECT raw, {extra_sql(KINDS[ds.name], 'raw')} AS extra FROM read_parquet({old})) "
-        f"WHERE len(list_filter(json_keys(raw), lambda k: NOT list_contains({fields}, k) AND "
-        f"NOT list_contains(coalesce(json_keys(extra), []), k))) > 0)").fetchall()[0]
-    before, after, changed, lost = counts
-    if (before, changed, lost) != (after, 0, 0):
-        raise StoreError(f"migrating {ds.name}/{rel} would change its rows ({before} -> {after}"
-                         f" rows, {changed} typed rows differ, {lost} lose a key); nothing was "
-                         "committed")
-    return after
-
-
-def migrate(store: Store, *, lock_timeout: float = 60.0) -> dict:
-    """Rewrite every file of an older layout in the current one and stamp the manifest, in one
-    transaction logged in `ingest_log` (kind `migrate`). Returns {files, rows, from, to}; a
-    store already current is left as it is (files 0)."""
+def migrate(store: Store, *, lock_timeout: float = 60.0,
+            say: Callable[[str], None] | None = None) -> dict:
+    """Convert every full copy of the store to intervals, ends and per-capture values, drop the
+    full copies, fix snapshot_log's row counts where a listing held one row twice, and log the
+    conversion in ingest_log (kind `migrate`): all in one commit. Returns what was done
+    (`migrated` False when there was nothing to convert)."""
+    say = say or (lambda _msg: None)
     store.require()
     with store.writer(timeout=lock_timeout) as w:
-        start = w.base.schema_version
-        done = {"files": 0, "rows": 0, "from": start, "to": max(start, SCHEMA_VERSION)}
-        if start >= SCHEMA_VERSION:
-            return done
+        legacy = legacy_in(w.base.datasets)
+        if not legacy:
+            return {"migrated": False, "datasets": [], "read": 0, "stored": 0}
+        both = [n for n in HISTORY if w.base.datasets.get(n)]
+        if both:
+            raise StoreError(f"store {store.url} holds full copies ({', '.join(legacy)}) and "
+                             f"change history ({', '.join(both)}); it cannot be migrated safely")
+        started = datetime.now(UTC).replace(tzinfo=None)
         con = duckdb.connect()
-        store.register(con)
         try:
-            rewritten = []
-            for ds in (RUNS, JOINS):
-                out = w.scratch(f"migrate-{ds.name}")
-                for i, rel in enumerate(older_files(con, store, ds, w.base.datasets.get(ds.name, []))):
-                    folder = rel.rsplit("/", 1)[0]
-                    target = out / folder / f"part-{w.ingest_id}-m{i}.parquet"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    old = sql_str(store.path(ds.name, rel))
-                    con.execute(f"COPY ({_select(ds, old)} ORDER BY time, uid) TO "
-                                f"{sql_str(target)} (FORMAT parquet, COMPRESSION zstd)")
-                    done["rows"] += _check(con, ds, old, sql_str(target), rel)
-                    w.remove(ds.name, [rel])
-                    rewritten.append(f"{ds.name}/{rel}")
-                w.add_tree(ds.name, out)
-            done["files"] = len(rewritten)
-            w.schema_version = SCHEMA_VERSION
-            _log(con, w, rewritten)
+            store.register(con)
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
+            con.execute("SET VARIABLE log_files = $1", [store.files(SNAPSHOT_LOG.name, w.base)])
+            con.execute("CREATE TEMP VIEW snapshot_log AS SELECT * FROM read_parquet("
+                        "getvariable('log_files'), union_by_name = true)")
+            counts = {"read": 0, "stored": 0, "files": 0}
+            for k in KINDS.values():
+                _convert(con, store, w, k, counts, say)
+            counts["files"] += _fix_log(con, store, w)
+            _log(con, w, started, legacy, counts)
+            if w.base.schema_version >= 2:  # runs/joins already current (else compaction's step)
+                w.schema_version = SCHEMA_VERSION
             w.commit()
-            store.rewrite_schema_files([RUNS.name, JOINS.name])
         finally:
             con.close()
-    return done
+    say(f"migrate: {counts['read']} rows of full copies -> {counts['stored']} kept per "
+        f"capture, {counts['files']} files; full copies retired")
+    return {"migrated": True, "datasets": legacy, **counts}
 
 
-def _log(con, w, rewritten: list[str]) -> None:
-    """The migration's ingest_log row: nothing read or stored, the files rewritten as sources."""
+def _convert(con, store: Store, w, k, counts: dict, say) -> None:
+    """One kind's full copies into its history datasets; the copies are retired at commit."""
+    rels = w.base.datasets.get(k.legacy.name, [])
+    hive = ", ".join(f"'{c}': '{t}'" for c, t in k.legacy.partition)
+    con.execute("SET VARIABLE legacy_files = $1", [store.files(k.legacy.name, w.base)])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW legacy AS SELECT * FROM read_parquet("
+                f"getvariable('legacy_files'), union_by_name = true, hive_partitioning = true, "
+                f"hive_types = {{{hive}}})")
+    read = con.execute("SELECT count(*) FROM legacy").fetchall()[0][0]
+    say(f"migrate: {k.kind}: {read} rows in {len(rels)} files")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE spans_{k.kind} AS {spans_sql(k, 'legacy')}")
+    stored = con.execute(f"SELECT count(*) FROM spans_{k.kind}").fetchall()[0][0]
+    for name, select in from_spans(k, f"spans_{k.kind}").items():
+        counts["files"] += write_dataset(con, w, DATASETS[name], select)
+    w.remove(k.legacy.name, rels)
+    counts["read"] += read
+    counts["stored"] += stored
+
+
+def _fix_log(con, store: Store, w) -> int:
+    """Rewrite snapshot_log when a capture keeps fewer rows than it logged (a listing held the
+    same row twice: one is kept); returns the files added."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE fixed_log AS
+        SELECT l.* REPLACE (coalesce(k.kept, 0) AS rows), l.rows <> coalesce(k.kept, 0) AS changed
+        FROM snapshot_log l LEFT JOIN (
+            SELECT 'nodes' AS kind, captured_at, count(*) AS kept FROM spans_nodes GROUP BY ALL
+            UNION ALL
+            SELECT 'user_tasks', captured_at, count(*) FROM spans_user_tasks GROUP BY ALL
+        ) k USING (kind, captured_at)""")
+    if not con.execute("SELECT count(*) FILTER (WHERE changed) FROM fixed_log").fetchall()[0][0]:
+        return 0
+    w.remove(SNAPSHOT_LOG.name, w.base.datasets.get(SNAPSHOT_LOG.name, []))
+    cols = ", ".join(SNAPSHOT_LOG.column_names)
+    return write_dataset(con, w, SNAPSHOT_LOG, f"SELECT {cols} FROM fixed_log ORDER BY captured_at")
+
+
+def _log(con, w, started: datetime, legacy: list[str], counts: dict) -> None:
+    """The conversion's ingest_log row: read = rows of full copies, stored = rows kept."""
     now = datetime.now(UTC).replace(tzinfo=None)
+    counts["files"] += 1
     write_table(con, w, INGEST_LOG, pa.table({
         "ingest_id": [w.ingest_id], "kind": ["migrate"],
-        "started_at": pa.array([now], pa.timestamp("ns")),
+        "started_at": pa.array([started], pa.timestamp("ns")),
         "finished_at": pa.array([now], pa.timestamp("ns")),
-        "sources": pa.array([rewritten], pa.list_(pa.string())),
-        "read": [0], "stored": [0], "duplicates": [0], "skipped": [0], "quarantined": [0],
-        "files_added": [len(rewritten)]}))
+        "sources": pa.array([legacy], pa.list_(pa.string())),
+        "read": [counts["read"]], "stored": [counts["stored"]],
+        "duplicates": [counts["read"] - counts["stored"]], "skipped": [0], "quarantined": [0],
+        "files_added": [counts["files"]]}))

@@ -12,8 +12,9 @@ from pathlib import Path
 import duckdb
 
 from pipeline.store import Store, uidbuild, uidindex
+from pipeline.store.history import KINDS
 from pipeline.store.layout import (
-    DATASETS,
+    HISTORY,
     INDEXED,
     INGEST_LOG,
     ROLLUPS,
@@ -22,8 +23,15 @@ from pipeline.store.layout import (
     UID_INDEX,
     Dataset,
     derived,
+    legacy_in,
 )
-from pipeline.store.maintenance import EVENT_DATASETS, count_rows, dataset_files, plain_connection
+from pipeline.store.maintenance import (
+    EVENT_DATASETS,
+    count_rows,
+    dataset_files,
+    plain_connection,
+    stored_datasets,
+)
 from pipeline.store.manifest import SCHEMA_DIR, STAGING
 from pipeline.store.write import sql_str
 
@@ -34,9 +42,14 @@ PARTITION_EXPR = {
     "quarantine": {"ingest_date": "CAST(quarantined_at AS DATE)"},
     "node_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
     "user_task_snapshots": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_expiry": {"capture_date": "CAST(captured_at AS DATE)"},
+    "node_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
+    "user_task_history_ends": {"period": "CAST(date_trunc('month', last_seen) AS DATE)"},
     "rollup_latest": {"event_month": "CAST(date_trunc('month', event_date) AS DATE)"},
     "rollup_trends": {"event_date": "CAST(bucket_start AS DATE)"},
 }
+# partitions checked from each file's column statistics instead of its rows
+BY_STATS = {"node_expiry": ("capture_date", "captured_at")}
 MAX_LISTED = 10
 
 
@@ -53,13 +66,18 @@ def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
         if not 1 <= oldest <= SCHEMA_VERSION:
             problems.append(f"manifest schema_version {oldest}: this version reads schema 1 to "
                             f"{SCHEMA_VERSION} (a newer discovery-history wrote the store?)")
-        listing = {name: _listing(store, name) for name in [*DATASETS, UID_INDEX]}
+        datasets = stored_datasets(manifest.datasets)
+        legacy = legacy_in(manifest.datasets)
+        if legacy:
+            problems.append(f"snapshots stored as full copies ({', '.join(legacy)}): run "
+                            "`discovery-history migrate` to convert them to the change history")
+        listing = {name: _listing(store, name) for name in [*datasets, UID_INDEX]}
         problems += _check_files_on_disk(store, manifest, listing)
         con = plain_connection(store)
         try:
             present = {name: [r for r in manifest.datasets.get(name, []) if r in listing[name]]
-                       for name in DATASETS}
-            for name, ds in DATASETS.items():
+                       for name in datasets}
+            for name, ds in datasets.items():
                 schema_problems, bad = _check_schema(con, store, ds, present[name], oldest)
                 problems += schema_problems
                 present[name] = [r for r in present[name] if r not in bad]  # unreadable as rows
@@ -67,6 +85,8 @@ def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
                                      present[name])
             problems += _guarded("duplicate uids", _check_duplicates, con, store, present)
             problems += _guarded("row counts", _check_counts, con, store, present)
+            if not legacy:
+                problems += _guarded("snapshot history", _check_history, con, store, present)
             problems += _guarded("the uid index", _check_uid_index, con, store, manifest,
                                  present, listing[UID_INDEX])
         finally:
@@ -133,8 +153,8 @@ def _check_schema(con, store: Store, ds: Dataset, rels: list[str], oldest: int =
     accepted = [list(ds.columns_at(v)) for v in range(max(oldest, 1), SCHEMA_VERSION + 1)]
     schema_rel = f"{SCHEMA_DIR}/{ds.name}/{ds.placeholder_path()}"
     files = [(store.path(schema_rel), None, schema_rel)]
-    if ds.name in ROLLUPS and not rels and not _exists(store, schema_rel):
-        files = []  # a store from before rollups: the next write adds their schema files
+    if (ds.name in ROLLUPS or ds.name in HISTORY) and not rels and not _exists(store, schema_rel):
+        files = []  # a store from before rollups or the history: the next write adds the anchors
     files += [(store.path(ds.name, r), r, f"{ds.name}/{r}") for r in rels]
     problems: list[str] = []
     bad: set[str] = set()
@@ -174,6 +194,9 @@ def _check_partitions(con, store: Store, ds: Dataset, rels: list[str]) -> list[s
     good = [r for r in rels if [f.split("=", 1)[0] for f in r.split("/")[:-1]] == keys]
     if not good:
         return problems
+    if ds.name in BY_STATS:
+        problems += _check_partitions_by_stats(con, store, ds, good)
+        return problems
     exprs = ", ".join(f"CAST({PARTITION_EXPR[ds.name][k]} AS VARCHAR) AS {k}" for k in keys)
     con.execute("SET VARIABLE part_files = $1", [dataset_files(store, ds.name, good)])
     rows = con.execute(
@@ -187,6 +210,27 @@ def _check_partitions(con, store: Store, ds: Dataset, rels: list[str]) -> list[s
             if folder.get(k) != v:
                 problems.append(f"partition mismatch in {ds.name}/{rel}: {n} rows have "
                                 f"{k}={v}, folder says {k}={folder.get(k)}")
+    return problems
+
+
+def _check_partitions_by_stats(con, store: Store, ds: Dataset, rels: list[str]) -> list[str]:
+    """A day partition against the smallest and largest capture time of its file (Parquet
+    statistics: no row is read; a year of node_expiry is most of a billion rows)."""
+    key, column = BY_STATS[ds.name]
+    con.execute("SET VARIABLE part_files = $1", [dataset_files(store, ds.name, rels)])
+    rows = con.execute(
+        "SELECT file_name, CAST(CAST(min(stats_min_value) AS TIMESTAMP_NS) AS DATE), "
+        "CAST(CAST(max(stats_max_value) AS TIMESTAMP_NS) AS DATE), sum(num_values), "
+        "count(*) FILTER (WHERE stats_min_value IS NULL) FROM parquet_metadata(getvariable("
+        "'part_files')) WHERE path_in_schema = $1 GROUP BY ALL", [column]).fetchall()
+    base = store.path(ds.name) + "/"
+    problems = []
+    for filename, lo, hi, n, unknown in rows:
+        rel = filename[len(base):] if filename.startswith(base) else filename
+        folder = dict(f.split("=", 1) for f in rel.split("/")[:-1]).get(key)
+        if unknown or str(lo) != folder or str(hi) != folder:
+            problems.append(f"partition mismatch in {ds.name}/{rel}: {n} rows from {key}={lo} "
+                            f"to {hi}, folder says {key}={folder}")
     return problems
 
 
@@ -224,19 +268,83 @@ def _check_counts(con, store: Store, present: dict[str, list[str]]) -> list[str]
     if stored != logged:
         problems.append(f"row count mismatch: runs + joins hold {stored} rows, ingest_log "
                         f"records {logged} stored")
-    snaps = present[SNAPSHOT_LOG.name]
-    by_kind: dict[str, int] = {}
-    if snaps:
-        con.execute("SET VARIABLE snap_files = $1", [dataset_files(store, SNAPSHOT_LOG.name, snaps)])
-        by_kind = dict(con.execute(
-            "SELECT kind, sum(rows) FROM read_parquet(getvariable('snap_files')) GROUP BY kind"
-        ).fetchall())
     for kind, name in (("nodes", "node_snapshots"), ("user_tasks", "user_task_snapshots")):
-        have, want = _rows(con, store, name, present[name]), int(by_kind.get(kind, 0) or 0)
-        if have != want:
-            problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
-                            f"records {want}")
+        if name in present:  # full copies, not yet migrated: one row per logged row
+            have, want = _rows(con, store, name, present[name]), _logged(con, store, present, kind)
+            if have != want:
+                problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
+                                f"records {want}")
     return problems
+
+
+def _logged(con, store: Store, present: dict[str, list[str]], kind: str) -> int:
+    """Rows snapshot_log records for the captures of `kind`."""
+    snaps = present[SNAPSHOT_LOG.name]
+    if not snaps:
+        return 0
+    con.execute("SET VARIABLE snap_files = $1", [dataset_files(store, SNAPSHOT_LOG.name, snaps)])
+    return int(con.execute("SELECT coalesce(sum(rows), 0) FROM read_parquet("
+                           "getvariable('snap_files')) WHERE kind = $1", [kind]).fetchall()[0][0])
+
+
+def _check_history(con, store: Store, present: dict[str, list[str]]) -> list[str]:
+    """The change history against snapshot_log: no interval twice in a period or ended twice;
+    the captures each interval spans (first to last capture, or to the newest) add up to the rows
+    logged per kind; and for nodes, one per-capture value per node per capture."""
+    problems = []
+    log = dataset_files(store, SNAPSHOT_LOG.name, present[SNAPSHOT_LOG.name])
+    for k in KINDS.values():
+        con.execute("SET VARIABLE h_files = $1", [[store.schema_file(k.history.name)] +
+                    dataset_files(store, k.history.name, present[k.history.name])])
+        con.execute("SET VARIABLE e_files = $1", [[store.schema_file(k.ends.name)] +
+                    dataset_files(store, k.ends.name, present[k.ends.name])])
+        con.execute("SET VARIABLE l_files = $1", [[store.schema_file(SNAPSHOT_LOG.name)] + log])
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT period, interval_id FROM read_parquet(getvariable("
+            "'h_files'), hive_partitioning = true) GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        ended = con.execute(
+            "SELECT count(*) FROM (SELECT interval_id FROM read_parquet(getvariable('e_files'))"
+            " GROUP BY ALL HAVING count(*) > 1)").fetchall()
+        if twice[0][0] or ended[0][0]:
+            problems.append(f"{k.history.name}: {twice[0][0]} intervals listed twice in a month, "
+                            f"{ended[0][0]} ended twice")
+        spanned = con.execute(_SPANNED, [k.kind]).fetchall()[0][0]
+        want = _logged(con, store, present, k.kind)
+        if spanned != want:
+            problems.append(f"row count mismatch: the {k.kind} intervals span {spanned} rows of "
+                            f"captures, snapshot_log records {want}")
+        if k.expiry is not None:
+            have = _rows(con, store, k.expiry.name, present[k.expiry.name])
+            if have != want:
+                problems.append(f"row count mismatch: {k.expiry.name} holds {have} rows, "
+                                f"snapshot_log records {want}")
+    return problems
+
+
+# rows of captures the intervals span: captures numbered; each interval from the first capture at
+# or after its first_seen to the last at or before its end (the newest capture when open)
+_SPANNED = """
+WITH number_captures AS (
+    SELECT captured_at, row_number() OVER (ORDER BY captured_at) AS seq
+    FROM (SELECT DISTINCT captured_at FROM read_parquet(getvariable('l_files')) WHERE kind = $1)
+),
+resolve_intervals AS (
+    SELECT h.interval_id, min(h.first_seen) AS first_seen,
+           coalesce(max(e.last_seen), (SELECT max(captured_at) FROM number_captures)) AS last_seen
+    FROM read_parquet(getvariable('h_files'), hive_partitioning = false) h
+    LEFT JOIN read_parquet(getvariable('e_files'), hive_partitioning = false) e USING (interval_id)
+    GROUP BY h.interval_id
+),
+first_capture AS (
+    SELECT i.*, c.seq AS lo FROM resolve_intervals i
+    ASOF JOIN number_captures c ON c.captured_at >= i.first_seen
+),
+last_capture AS (
+    SELECT f.*, c.seq AS hi FROM first_capture f
+    ASOF JOIN number_captures c ON c.captured_at <= f.last_seen
+)
+SELECT coalesce(sum(greatest(hi - lo + 1, 0)), 0) FROM last_capture
+"""
 
 
 def _check_uid_index(con, store: Store, manifest, present: dict[str, list[str]],

@@ -168,8 +168,9 @@ def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
         runs = con.execute("SELECT count(*) FROM runs").fetchall()[0][0]
     assert p.stdout == (
         f"store OK: {lake} (manifest v{manifest(lake)['version']}): runs {runs}, joins 0, "
-        "quarantine 1, node_snapshots 1, user_task_snapshots 0, snapshot_log 1, ingest_log 3, "
-        f"rollup_latest 0, rollup_trends 0 rows in {data_files(lake)} files\n")
+        "quarantine 1, node_history 1, node_history_ends 0, node_expiry 1, user_task_history 0, "
+        "user_task_history_ends 0, snapshot_log 1, ingest_log 3, rollup_latest 0, rollup_trends 0 "
+        f"rows in {data_files(lake)} files\n")
     assert runs == 11
 
 
@@ -216,8 +217,28 @@ def test_compact_migrates_an_old_layout_first_and_says_so(tmp_path: Path) -> Non
     assert (p.returncode, p.stderr) == (0, ""), p.stderr
     assert p.stdout.splitlines()[0] == ("migrated 3 files of an older layout to the current one "
                                         "(logged in ingest_log as kind migrate)")
-    assert manifest(lake)["schema_version"] == 2
+    assert manifest(lake)["schema_version"] == 2  # its snapshots are still full copies
+    p = cli("--store", str(lake), "verify")
+    assert p.returncode == 1 and "run `discovery-history migrate`" in p.stdout
+    p = cli("--store", str(lake), "migrate")
+    assert (p.returncode, p.stdout.startswith("migrated node_snapshots")) == (0, True), p.stdout
+    assert manifest(lake)["schema_version"] == 3
     assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+
+
+def test_migrate_brings_a_schema_1_store_to_the_current_layout_in_one_command(
+        tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "store-v1"
+    lake = shutil.copytree(fixture, tmp_path / "lake")
+    p = cli("--store", str(lake), "migrate")
+    assert (p.returncode, p.stdout.splitlines()[0]) == (0, (
+        "migrated 3 runs/joins files of schema 1: 7 rows, raw lines kept as typed columns and "
+        "extra")), p.stderr
+    assert p.stdout.splitlines()[1].startswith("migrated node_snapshots, user_task_snapshots: ")
+    assert manifest(lake)["schema_version"] == 3
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+    assert cli("--store", str(lake), "migrate").stdout == (
+        "nothing to migrate: snapshots are stored as changes\n")
 
 
 def test_compact_rebuilds_a_uid_index_verify_finds_short(lake: Path) -> None:

@@ -596,6 +596,24 @@ def test_capture_snapshot_refuses_stale_capture_times(tmp_path):
     assert not (tmp_path / "lake").exists()
 
 
+def test_capture_snapshot_skips_a_backfill_hour_older_than_the_newest_capture(tmp_path):
+    """The history is kept as changes in capture order: a backfill's older hour is skipped (the
+    DAG's snapshot task is then skipped), the stored history unchanged; the newest one again is
+    a duplicate."""
+    from pipeline.ingest.snapshot_cmd import SnapshotStale, capture_snapshot
+    from pipeline.store import Store
+
+    store, listing = Store(tmp_path / "lake"), tmp_path / "nodes.json"
+    listing.write_text(json.dumps([{"kind": "node", "version": "v2", "metadata": {"name": "n1"},
+                                    "spec": {"hostname": "h1"}}]))
+    assert capture_snapshot(store, "nodes", at=T, now=T, file=str(listing))["stored"] == 1
+    before = (tmp_path / "lake" / "_manifest.json").read_bytes()
+    with pytest.raises(SnapshotStale, match="skipped: nodes snapshot at .* older than the newest"):
+        capture_snapshot(store, "nodes", at=T - H, now=T, file=str(listing))
+    assert (tmp_path / "lake" / "_manifest.json").read_bytes() == before
+    assert capture_snapshot(store, "nodes", at=T, now=T, file=str(listing))["duplicates"] == 1
+
+
 def test_day_label():
     from pipeline.schedule.windows import day_label
 

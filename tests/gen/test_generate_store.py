@@ -14,7 +14,14 @@ from pipeline.gen.tostore import generate_fleet_store
 from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.store import Store
-from pipeline.store.layout import JOINS, NODE_SNAPSHOTS, RUNS, USER_TASK_SNAPSHOTS, Dataset
+from pipeline.store.layout import (
+    JOINS,
+    NODE_EXPIRY,
+    NODE_HISTORY,
+    RUNS,
+    USER_TASK_HISTORY,
+    Dataset,
+)
 from pipeline.store.verify import verify
 
 # small, yet every value path occurs: per-event pid and command id inside the output, sampled
@@ -60,7 +67,7 @@ def stores(tmp_path_factory) -> tuple[Store, Store, object]:
     return ingested, direct, generate_fleet_store(direct, **ARGS)
 
 
-@pytest.mark.parametrize("ds", [RUNS, JOINS, NODE_SNAPSHOTS, USER_TASK_SNAPSHOTS],
+@pytest.mark.parametrize("ds", [RUNS, JOINS, NODE_HISTORY, NODE_EXPIRY, USER_TASK_HISTORY],
                          ids=lambda d: d.name)
 def test_same_rows_as_generate_then_ingest(stores, ds):
     ingested, direct, _ = stores

@@ -13,7 +13,16 @@ from pipeline.ingest.events import ingest_events
 from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.query.nodes import CLOUDS
 from pipeline.store import Store
-from pipeline.store.layout import JOINS, NODE_SNAPSHOTS, RUNS, USER_TASK_SNAPSHOTS, Dataset
+from pipeline.store.layout import (
+    JOINS,
+    NODE_EXPIRY,
+    NODE_HISTORY,
+    NODE_HISTORY_ENDS,
+    RUNS,
+    USER_TASK_HISTORY,
+    USER_TASK_HISTORY_ENDS,
+    Dataset,
+)
 from tests.conftest import (
     T0,
     make_aws_node,
@@ -31,8 +40,11 @@ ATHENA_TYPE = {"VARCHAR": "string", "TIMESTAMP_NS": "timestamp", "BIGINT": "bigi
 TABLES = {
     "discovery_runs": RUNS,
     "discovery_joins": JOINS,
-    "discovery_node_snapshots": NODE_SNAPSHOTS,
-    "discovery_user_task_snapshots": USER_TASK_SNAPSHOTS,
+    "discovery_node_history": NODE_HISTORY,
+    "discovery_node_history_ends": NODE_HISTORY_ENDS,
+    "discovery_node_expiry": NODE_EXPIRY,
+    "discovery_user_task_history": USER_TASK_HISTORY,
+    "discovery_user_task_history_ends": USER_TASK_HISTORY_ENDS,
 }
 JAVA_DATE = {"yyyy": r"\d{4}", "MM": r"\d{2}", "dd": r"\d{2}"}
 
@@ -83,7 +95,8 @@ def test_projection_covers_every_partition_key(table) -> None:
         if typ == "DATE":
             assert props[f"projection.{key}.type"] == "date"
             assert props[f"projection.{key}.format"] == "yyyy-MM-dd"
-            assert props[f"projection.{key}.interval.unit"] == "DAYS"
+            assert props[f"projection.{key}.interval.unit"] == ("MONTHS" if ds.monthly
+                                                                else "DAYS")
             assert props[f"projection.{key}.range"].endswith(",NOW")
         else:
             assert props[f"projection.{key}.type"] == "enum"
@@ -111,7 +124,7 @@ def template_regex(table: str) -> re.Pattern:
 @pytest.fixture
 def written_store(tmp_path: Path) -> Store:
     """A store written by the real ingests: runs of both clouds over two days, a join, and
-    node and user-task snapshots."""
+    node and user-task snapshots in two captures (the second ends an interval of each)."""
     store = Store(tmp_path / "lake")
     join = {"ei": 0, "event": "instance.join", "uid": "j-1", "code": "TJ002I",
             "time": "2026-05-04T10:00:00Z", "cluster_name": "c", "node_name": "n", "host_id": "h",
@@ -123,6 +136,10 @@ def written_store(tmp_path: Path) -> Store:
     ingest_snapshot(store, "nodes", str(write_json(tmp_path / "n.json", [make_aws_node("i-1")])), at)
     tasks = write_json(tmp_path / "t.json", [make_task("t1", "ec2-ssm-script-failure", ["i-1"])])
     ingest_snapshot(store, "user_tasks", str(tasks), at)
+    later = at + timedelta(days=31)
+    ingest_snapshot(store, "nodes", str(write_json(tmp_path / "n2.json", [make_aws_node("i-2")])),
+                    later)
+    ingest_snapshot(store, "user_tasks", str(write_json(tmp_path / "t2.json", [])), later)
     return store
 
 
@@ -140,7 +157,8 @@ def test_template_matches_the_folders_an_ingest_writes(table, written_store: Sto
         assert m, f"{folder} is not projected by {table}"
         for key, typ in ds.partition:
             if typ == "DATE":
-                datetime.strptime(m.group(key), "%Y-%m-%d")
+                day = datetime.strptime(m.group(key), "%Y-%m-%d")
+                assert day.day == 1 or not ds.monthly, "a month projection lists first days"
         assert not path.name.startswith(("_", ".")), "Athena skips such names"
 
 

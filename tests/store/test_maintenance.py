@@ -231,9 +231,9 @@ def _index_orphan(store: Store) -> str:
 
 
 def _snapshot_rows(store: Store) -> str:
-    rel = _first(store, "node_snapshots")
-    _inject(store, "node_snapshots", rel.replace("part-", "again-"), store.root / "node_snapshots" / rel)
-    return "row count mismatch: node_snapshots holds"
+    rel = _first(store, "node_expiry")
+    _inject(store, "node_expiry", rel.replace("part-", "again-"), store.root / "node_expiry" / rel)
+    return "row count mismatch: node_expiry holds"
 
 
 @pytest.mark.parametrize(

@@ -200,10 +200,12 @@ def test_an_old_store_gets_its_index_at_the_next_ingest(tmp_path: Path) -> None:
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "store-v2"
     store = Store(shutil.copytree(fixture, tmp_path / "lake"))
-    assert store.manifest().uid_index == 0 and verify(store) == []
+    full_copies = ["snapshots stored as full copies (node_snapshots, user_task_snapshots): run "
+                   "`discovery-history migrate` to convert them to the change history"]
+    assert store.manifest().uid_index == 0 and verify(store) == full_copies
     s = ingest(store, tmp_path, "x", [{**make_run("i-0aaa", at=T0 + 10 * DAY), "uid": "v1-a1"}])
     assert (s.stored, s.quarantined) == (0, 1)  # stored on another day by the old version
-    assert store.manifest().uid_index == uidindex.FORMAT and verify(store) == []
+    assert store.manifest().uid_index == uidindex.FORMAT and verify(store) == full_copies
     assert len(index_entries(store)) == 6 and len(index_entries(store, "joins")) == 1
 
 
