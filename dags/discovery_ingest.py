@@ -112,7 +112,7 @@ def discovery_ingest():
             # every file that can hold the window's events: the commit records it as covered
             paths = settings.event_sources((window.start, window.end))
             summary = ingest(store, paths, window=(window.start, window.end),
-                             record_coverage=True)
+                             record_coverage=True, time_key=settings.time_key)
         ctx = get_current_context()
         log.info("%s", summary.conservation_line())
         ctx["outlet_events"][HISTORY].extra = {"window_start": window.start.isoformat(),

@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -31,8 +32,20 @@ KNOWN_EVENTS = (SSM_RUN, AZURE_RUN, INSTANCE_JOIN)
 
 # RFC 3339 as Teleport writes it: up to nanoseconds, `Z` or a numeric offset.
 TIME_RE = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$"
+    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$",
+    re.ASCII,
 )
+# Event times as they reach us: Teleport's RFC 3339, and what Fluentd writes in its time column or
+# injects (`T` or a space before the time of day, an offset with or without a colon, after an
+# optional space: `2026-05-04 12:00:00 +0200`), or an epoch number (see parse_event_time_ns).
+EVENT_TIME_RE = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))? ?([Zz]|[+-]\d\d:?\d\d)$",
+    re.ASCII,
+)
+EPOCH_RE = re.compile(r"^(\d{1,19})(?:\.(\d{1,9}))?$", re.ASCII)
+# Fluentd out_file's default line: `<time>\t<tag>\t<record JSON>` (time or tag may be switched off)
+FLUENTD_LINE_RE = re.compile(r"^([^\t]*)\t(?:([^\t]*)\t)?(\{.*)$")
+DEFAULT_TIME_KEY = "time"
 BLANK_RE = re.compile(r"[\t\n\f\r ]*")  # RE2's \s, as the bulk validator uses
 # Storable times: int64 nanoseconds but the values engines reserve, DuckDB's ±infinity
 # (±(2**63 - 1): casting to it fails) and pandas' NaT (-2**63): 1677-09-21 .. 2262-04-11.
@@ -45,7 +58,7 @@ def parse_time_ns(text: str) -> int:
     """Parse an RFC 3339 time to integer nanoseconds since the epoch (UTC); ValueError if bad."""
     import calendar
 
-    m = TIME_RE.match(text)
+    m = TIME_RE.fullmatch(text)
     if not m:
         raise ValueError(f"time {text!r} is not RFC 3339 (e.g. 2026-05-04T10:00:00.123456789Z)")
     year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
@@ -64,6 +77,64 @@ def parse_time_ns(text: str) -> int:
     return ns
 
 
+def parse_event_time_ns(text: str) -> int:
+    """Nanoseconds since the epoch (UTC) of an event time: RFC 3339 (`parse_time_ns`), the forms
+    of EVENT_TIME_RE, or an epoch number: seconds with up to 9 fraction digits, or an integer read
+    by its size as Fluentd's time types write it (below 10^11 seconds, below 10^14 milliseconds,
+    below 10^17 microseconds, else nanoseconds). ValueError if it is none of them."""
+    m = EPOCH_RE.fullmatch(text)
+    if m:
+        whole, frac = int(m.group(1)), m.group(2)
+        if frac is not None:
+            if whole >= 10**11:
+                raise ValueError(f"time {text!r}: epoch seconds out of range")
+            ns = whole * 10**9 + int(frac.ljust(9, "0"))
+        else:
+            ns = whole * next(f for lim, f in _EPOCH_UNITS if whole < lim)
+    else:
+        m = EVENT_TIME_RE.fullmatch(text)
+        if not m:
+            raise ValueError(f"time {text!r} is not RFC 3339 (e.g. 2026-05-04T10:00:00.123456789Z)")
+        y, mo, d, hh, mi, ss, frac, off = m.groups()
+        off = off if off in ("Z", "z") else f"{off[:3]}:{off[-2:]}"
+        return parse_time_ns(f"{y}-{mo}-{d}T{hh}:{mi}:{ss}" + (f".{frac}" if frac else "") + off)
+    if not (MIN_NS <= ns <= MAX_NS):
+        raise ValueError(f"time {text!r} is outside the supported range (1677..2262)")
+    return ns
+
+
+_EPOCH_UNITS = ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3), (10**19, 1))
+
+
+def split_fluentd_line(line: str) -> tuple[str | None, str]:
+    """(time column, record) of a line Fluentd's out_file format wrote (`<time>\t<tag>\t<JSON>`,
+    or `<time>\t<JSON>` / `<tag>\t<JSON>` with the tag or time switched off: a first column
+    starting with a digit is the time); (None, line) for any other line, a JSON record alone."""
+    if line.startswith("{"):
+        return None, line
+    m = FLUENTD_LINE_RE.match(line)
+    if not m:
+        return None, line
+    first, second, body = m.groups()
+    return (first if second or re.match("[0-9]", first) else None), body
+
+
+def event_time(record: dict[str, Any], column: str | None, time_key: str = DEFAULT_TIME_KEY) -> Any:
+    """The time of a record: its `time_key`, else its `time`, else the line's Fluentd time column
+    (a JSON null counts as absent); None when there is none."""
+    for value in (record.get(time_key), record.get(DEFAULT_TIME_KEY), column):
+        if value is not None:
+            return value
+    return None
+
+
+def missing_time_reason(time_key: str = DEFAULT_TIME_KEY) -> str:
+    """Why a record with no time anywhere is rejected."""
+    if time_key == DEFAULT_TIME_KEY:
+        return "missing field time (and no Fluentd time column)"
+    return f"missing fields {time_key} and time (and no Fluentd time column)"
+
+
 def derived_uid(event: dict[str, Any]) -> str:
     """A stable id for an event without `uid`: sha256 of its canonical JSON, UUID-shaped."""
     canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -80,7 +151,7 @@ def _as_text(value: Any) -> Any:
 
 
 def _none_to_empty(value: Any) -> Any:
-    """JSON null reads as absent, like a missing key (DuckDB reads both as NULL)."""
+    """JSON null in a text field reads as empty (older DynamoDB items store "" as NULL)."""
     return "" if value is None else _as_text(value)
 
 
@@ -96,7 +167,7 @@ def _as_int(value: Any) -> Any:
 
 
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}
-Text = Annotated[StrictStr, BeforeValidator(_as_text)]  # required: null/missing rejected
+Text = Annotated[StrictStr, BeforeValidator(_none_to_empty)]  # required: missing rejected, null ""
 OptText = Annotated[StrictStr, BeforeValidator(_none_to_empty)]
 OptInt = Annotated[StrictInt, BeforeValidator(_as_int), Field(**INT64)]
 
@@ -107,19 +178,19 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     event: Text
-    code: Text
-    time: Text
+    time: Text  # from the record, or the line's Fluentd time column (see `event_time`)
+    code: OptText = ""  # omitempty: an event without code is not a failure
     uid: OptText = ""
     ei: OptInt = 0
     cluster_name: OptText = ""
 
     @field_validator("time")
     @classmethod
-    def _time_is_rfc3339(cls, v: str) -> str:
-        parse_time_ns(v)
+    def _time_is_an_event_time(cls, v: str) -> str:
+        parse_event_time_ns(v)
         return v
 
-    @field_validator("event", "code")
+    @field_validator("event")
     @classmethod
     def _not_empty(cls, v: str) -> str:
         if not v:
@@ -128,7 +199,7 @@ class Envelope(BaseModel):
 
     @property
     def time_ns(self) -> int:
-        return parse_time_ns(self.time)
+        return parse_event_time_ns(self.time)
 
     @property
     def raw(self) -> str:
@@ -180,7 +251,8 @@ class AzureRun(Envelope):
 
 
 class InstanceJoin(Envelope):
-    """`instance.join`: an agent joined (TJ002I) or failed to (TJ002E)."""
+    """`instance.join`: an agent joined (TJ002I) or failed to (TJ002E). The fields after
+    `attributes` are typed here and stored in `extra` (the joins dataset has no columns for them)."""
 
     event: Literal["instance.join"]
     node_name: OptText = ""
@@ -189,26 +261,37 @@ class InstanceJoin(Envelope):
     method: OptText = ""
     token_name: OptText = ""
     attributes: dict[str, Any] | None = None
+    success: StrictBool | None = None
+    error: OptText = ""
+    message: OptText = ""
+    token_expires: OptText = ""  # 0001-01-01T00:00:00Z for static tokens: kept as text
+    addr_remote: OptText = Field("", alias="addr.remote")
+    scope: OptText = ""
+    roles: list[StrictStr] | None = None
 
 
 MODELS: dict[str, type[Envelope]] = {SSM_RUN: SSMRun, AZURE_RUN: AzureRun, INSTANCE_JOIN: InstanceJoin}
 
 
-def parse_event(line: str | bytes) -> Envelope:
+def parse_event(line: str | bytes, time_key: str = DEFAULT_TIME_KEY) -> Envelope:
     """The model of one audit-event line (SSMRun, AzureRun, InstanceJoin, or Envelope for other
-    types), keeping the raw JSON; raises ValueError with `explain`'s one-line reason."""
-    reason = explain(line)
+    types), keeping the raw line; a Fluentd out_file line gives its record, and the record's time
+    is resolved as `event_time` says. Raises ValueError with `explain`'s one-line reason."""
+    reason = explain(line, time_key)
     if reason:
         raise ValueError(reason)
-    text = line.decode("utf-8") if isinstance(line, bytes) else line
-    obj = json.loads(text)
+    text = (line.decode("utf-8") if isinstance(line, bytes) else line).rstrip("\r\n")
+    column, body = split_fluentd_line(text)
+    obj = json.loads(body)
+    obj = {**obj, "time": event_time(obj, column, time_key)}
     event = MODELS.get(_as_text(obj.get("event")), Envelope).model_validate(obj)
-    object.__setattr__(event, "__pydantic_private__", {"_raw": text.rstrip("\r\n")})
+    object.__setattr__(event, "__pydantic_private__", {"_raw": text})
     return event
 
 
-def explain(line: str | bytes) -> str:
-    """One line saying why `line` is not a valid event of a known type ("" when it is valid)."""
+def explain(line: str | bytes, time_key: str = DEFAULT_TIME_KEY) -> str:
+    """One line saying why `line` is not a valid event of a known type ("" when it is valid).
+    A Fluentd out_file line is judged by its record, with the time column as its fallback time."""
     if isinstance(line, bytes):
         try:
             line = line.decode("utf-8")
@@ -218,8 +301,9 @@ def explain(line: str | bytes) -> str:
         return ""  # a blank line is skipped, not rejected
     if "\x00" in line:
         return "contains a NUL byte"
+    column, body = split_fluentd_line(line)
     try:
-        obj = json.loads(line)
+        obj = json.loads(body)
     except (json.JSONDecodeError, RecursionError) as e:
         return f"invalid JSON: {getattr(e, 'msg', str(e))} at column {getattr(e, 'colno', '?')}"
     if not isinstance(obj, dict):
@@ -230,8 +314,11 @@ def explain(line: str | bytes) -> str:
     model = MODELS.get(event)
     if model is None:
         return ""  # another event type: skipped, not rejected
+    when = event_time(obj, column, time_key)
+    if when is None:
+        return missing_time_reason(time_key)
     try:
-        model.model_validate(obj)
+        model.model_validate({**obj, "time": when})
     except ValidationError as e:
         return "; ".join(_describe(err) for err in e.errors(include_url=False))
     return ""

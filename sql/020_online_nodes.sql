@@ -1,21 +1,12 @@
 -- online_nodes(as_of): cloud instances registered in the newest node snapshot at or before `as_of`
--- (tctl: a registered node is online). Several nodes for one instance: the one that expires last.
--- grain: one row per (cloud, instance_key). inputs: node_snapshots, snapshot_at.
+-- (tctl: a registered node is online), one per instance_key: the Azure VM id folded to lower case,
+-- so a VM whose label and events differ only in case is one VM here (history, analytics). The
+-- `nodes` report keys ids exactly instead, as tctl does (registered_nodes).
+-- Several nodes for one instance: the one that expires last.
+-- grain: one row per (cloud, instance_key). inputs: registered_nodes.
 CREATE OR REPLACE MACRO online_nodes(as_of) AS TABLE
-WITH snapshot AS (
-    SELECT *
-    FROM node_snapshots
-    WHERE captured_at = snapshot_at('nodes', as_of)
-      AND cloud IS NOT NULL
-      AND instance_key <> ''
-),
-pick_one AS (
-    SELECT *
-    FROM snapshot
-    QUALIFY row_number() OVER (
-        PARTITION BY cloud, instance_key ORDER BY expires DESC NULLS LAST, name
-    ) = 1
-)
-SELECT cloud, instance_key, instance_id, vm_id, account_id, region, resource_group,
-       expires, hostname, name AS node_name
-FROM pick_one;
+SELECT *
+FROM registered_nodes(as_of)
+QUALIFY row_number() OVER (
+    PARTITION BY cloud, instance_key ORDER BY expires DESC NULLS LAST, node_name, vm_id
+) = 1;

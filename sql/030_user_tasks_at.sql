@@ -1,5 +1,7 @@
 -- user_tasks_at(as_of): the user task listing each instance in the newest user-task snapshot at
--- or before `as_of`. An instance listed by several tasks gets the last by name (as tctl's map).
+-- or before `as_of`, keyed by the id exactly as the task lists it (snapshots taken before this
+-- rule hold Azure VM ids lower-cased). An instance listed by several tasks gets the last by name
+-- (as tctl's map).
 -- grain: one row per (cloud, instance_key). inputs: user_task_snapshots, snapshot_at.
 CREATE OR REPLACE MACRO user_tasks_at(as_of) AS TABLE
 WITH snapshot AS (

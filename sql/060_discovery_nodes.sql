@@ -2,20 +2,25 @@
 -- the window [from_ts, to_ts): newest run per instance merged with the nodes online at to_ts
 -- (the event side wins every field it has), decorated by user tasks at to_ts, in tctl's order:
 -- AWS block then Azure, account, region (byte order), last time descending, then key.
--- grain: one row per (cloud, instance_key). inputs: latest_runs, online_nodes, user_tasks_at.
+-- Instances are keyed exactly as tctl keys them (Go map keys): the EC2 instance id, or the Azure
+-- VM id as written, so an upper-case node label and a lower-case event id are two rows, as in
+-- tctl; `instance_key` here is that exact key.
+-- grain: one row per (cloud, instance_key). inputs: latest_runs, registered_nodes, user_tasks_at.
 CREATE OR REPLACE MACRO discovery_nodes(from_ts, to_ts, clouds, failures_only) AS TABLE
 WITH events AS (
-    SELECT * FROM latest_runs(from_ts, to_ts) WHERE list_contains(clouds, cloud)
+    SELECT *, CASE cloud WHEN 'azure' THEN vm_id ELSE instance_key END AS exact_key
+    FROM latest_runs(from_ts, to_ts) WHERE list_contains(clouds, cloud)
 ),
 online AS (
-    SELECT * FROM online_nodes(to_ts) WHERE list_contains(clouds, cloud)
+    SELECT *, CASE cloud WHEN 'azure' THEN vm_id ELSE instance_key END AS exact_key
+    FROM registered_nodes(to_ts) WHERE list_contains(clouds, cloud)
 ),
 merge_sides AS (
     SELECT
         coalesce(e.cloud, n.cloud) AS cloud,
-        coalesce(e.instance_key, n.instance_key) AS instance_key,
+        coalesce(e.exact_key, n.exact_key) AS instance_key,
         coalesce(nullif(e.region, ''), n.region, '') AS region,
-        n.instance_key IS NOT NULL AS is_online,
+        n.exact_key IS NOT NULL AS is_online,
         n.expires AS expiry,
         e.uid IS NOT NULL AS has_run,
         e.time AS run_time,
@@ -27,7 +32,7 @@ merge_sides AS (
         CASE WHEN e.uid IS NOT NULL THEN e.resource_group ELSE n.resource_group END AS resource_group,
         CASE WHEN e.uid IS NOT NULL THEN e.resource_id ELSE '' END AS resource_id
     FROM events e
-    FULL OUTER JOIN online n USING (cloud, instance_key)
+    FULL OUTER JOIN online n USING (cloud, exact_key)
 ),
 decorate AS (
     SELECT m.*, coalesce(t.user_task_id, '') AS user_task_id,

@@ -21,12 +21,16 @@ def ingest() -> None:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--since", help="Skip events before this time (RFC 3339 or date).")
 @click.option("--until", help="Skip events at or after this time (RFC 3339 or date).")
+@click.option("--time-key", default="time", show_default=True, metavar="KEY",
+              help="Record key holding the event time (Fluentd <inject> time_key); records "
+                   "without it use `time`, else the Fluentd line's time column.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.pass_context
 @friendly
-def ingest_events_cmd(ctx, paths, since, until, as_json) -> None:
+def ingest_events_cmd(ctx, paths, since, until, time_key, as_json) -> None:
     """Ingest ssm.run / azure.run / instance.join events from files, folders, globs or URLs:
-    Teleport file logs, event-handler/Fluentd exports (gzip or not), Athena-layout Parquet."""
+    Teleport file logs, event-handler/Fluentd exports (JSON records or out_file's
+    `<time><TAB><tag><TAB><record>` lines, gzip or not), Athena-layout Parquet."""
     from pipeline.ingest.events import ingest_events
 
     window = None
@@ -37,7 +41,10 @@ def ingest_events_cmd(ctx, paths, since, until, as_json) -> None:
             raise InputError("--until must be after --since")
         window = (start, end)
     progress = Progress("ingest")
-    summary = ingest_events(store_of(ctx), list(paths), window=window, progress=progress)
+    if not time_key.strip():
+        raise InputError("--time-key must not be empty")
+    summary = ingest_events(store_of(ctx), list(paths), window=window, progress=progress,
+                            time_key=time_key)
     progress.done()
     report_ingest(summary, as_json)
 
@@ -57,11 +64,11 @@ def _snapshot_cmd(kind: str):
     return cmd
 
 
-ingest.command("nodes", help="Ingest `tctl get nodes --format=json` output as a node snapshot.")(
+ingest.command("nodes", help="Ingest `tctl get nodes` output (JSON or YAML) as a node snapshot.")(
     _snapshot_cmd("nodes")
 )
 ingest.command(
-    "user-tasks", help="Ingest `tctl get user_tasks --format=json` output as a user-task snapshot."
+    "user-tasks", help="Ingest `tctl get user_tasks` output (JSON or YAML) as a user-task snapshot."
 )(_snapshot_cmd("user_tasks"))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline import models
 from pipeline.gen import catalog as cat
 from pipeline.gen.events import Shape, obj
 from pipeline.gen.noise import JOIN_CODE, join_fields
@@ -156,9 +155,9 @@ def run_events_sql(s: Shape, lo_idx: int, hi_idx: int) -> str:
 
 
 def _staged_joins(s: Shape) -> str:
-    """SQL of the instance.join events as staged: the modelled fields typed, the others
-    (success, error, addr.remote) as the JSON object `extra`."""
-    known = models.InstanceJoin.model_fields
+    """SQL of the instance.join events as staged: the fields the store has columns for typed,
+    the others (success, error, addr.remote) as the JSON object `extra`."""
+    known = set(JOINS.column_names)
     fields = join_fields(s)
     typed = ", ".join(f"{sql_str(v) if how == 'c' else v} AS {k}"
                       for k, v, how in fields if k in known)

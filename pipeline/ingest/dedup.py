@@ -21,11 +21,23 @@ class Verdicts:
 
 
 def signature(kind: str) -> str:
-    """What makes two events with one uid "the same": type, code, time, key, exit code (a 64-bit
-    hash: only copies of one uid are compared, so a collision is out of reach)."""
+    """What makes two events with one uid "the same": type, code, time to the second, key, exit
+    code (a 64-bit hash: only copies of one uid are compared, so a collision is out of reach).
+    To the second, as an instant: Fluentd's time column keeps whole seconds in a local offset, so
+    one event read through Fluentd and through the file log is one event, not a conflict."""
     key = "instance_id || vm_id" if kind == "run" else "host_id"
     code = "exit_code" if kind == "run" else "''"
-    return f"hash(event, code, time_text, {key}, {code})"
+    return f"hash(event, code, {_SECOND}, {key}, {code})"
+
+
+# the event time floored to the second, in nanoseconds (HUGEINT: the floor of the earliest
+# storable time is below BIGINT's range)
+_SECOND = "(epoch_ns(time)::HUGEINT - (epoch_ns(time) % 1000000000 + 1000000000) % 1000000000)"
+# fraction digits of the time a copy was read with: of several copies in one input, the most
+# precise is kept (an integer epoch counts by its size: milli-, micro-, nanoseconds)
+_PRECISION = ("CASE WHEN regexp_full_match(time_text, '[0-9]+') THEN CASE WHEN length(time_text) "
+              "> 17 THEN 9 WHEN length(time_text) > 14 THEN 6 WHEN length(time_text) > 11 THEN 3 "
+              "ELSE 0 END ELSE length(regexp_extract(time_text, '\\.([0-9]+)', 1)) END")
 
 
 def _partition_keys(ds: Dataset) -> list[str]:
@@ -34,15 +46,15 @@ def _partition_keys(ds: Dataset) -> list[str]:
 
 def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
     """Create table `verdict_<kind>` (source, line_no, uid, verdict; not TEMP: cursors read it)
-    of the staged events that are not fresh: the first copy of a uid in the input (file order,
-    then line order) is fresh unless the store has it; a later copy (or a stored one) with the
-    same signature is a `duplicate`, with another a `conflict`. Temp table `judged` holds every
-    staged event of `kind`, narrow."""
+    of the staged events that are not fresh: the first copy of a uid in the input (its time read
+    with the most fraction digits, then file order, then line order) is fresh unless the store
+    has it; another copy (or a stored one) with the same signature is a `duplicate`, with another
+    a `conflict`. Temp table `judged` holds every staged event of `kind`, narrow."""
     keys = _partition_keys(ds)
     pk = ", ".join(f"{derived(k)} AS {k}" for k in keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE judged AS SELECT source, line_no, uid, {signature(kind)} "
-        f"AS sig, {pk} FROM staged WHERE kind = '{kind}'"
+        f"AS sig, {_PRECISION} AS prec, {pk} FROM staged WHERE kind = '{kind}'"
     )
     existing = _stored_signatures(con, store, w, ds, kind, keys)
     # only uids seen more than once are ranked (a window over every event cost more than the
@@ -54,7 +66,7 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
             SELECT source, line_no, uid, sig, row_number() OVER w AS rn, first_value(sig) OVER w
                 AS first_sig
             FROM judged WHERE uid IN (SELECT uid FROM judged GROUP BY uid HAVING count(*) > 1)
-            WINDOW w AS (PARTITION BY uid ORDER BY source, line_no))
+            WINDOW w AS (PARTITION BY uid ORDER BY prec DESC, source, line_no))
         SELECT j.source, j.line_no, j.uid,
             CASE WHEN j.sig = s.sig THEN 'duplicate' ELSE 'conflict' END AS verdict
         FROM judged j JOIN stored s USING (uid)

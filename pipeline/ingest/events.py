@@ -69,10 +69,13 @@ def ingest_events(
     record_coverage: bool = False,
     progress: Progress | None = None,
     lock_timeout: float = 60.0,
+    time_key: str = models.DEFAULT_TIME_KEY,
 ) -> IngestSummary:
     """Read every event under `paths` (files, folders, globs, URLs, or Source objects such as
     `sources.dynamo.dynamo_days(...)`) into the store. Events outside the half-open `window`
     [start, end), if given, are skipped. Re-ingesting the same input stores nothing new.
+    A record's time is its `time_key`, else its `time`, else the Fluentd time column of its
+    line (Fluentd's out_file format); a record with none is quarantined.
 
     With `record_coverage`, the commit also records `window` as held whole by the store (the
     watermark reports wait for, `pipeline.store.coverage`): pass it only when `paths` are every
@@ -85,7 +88,7 @@ def ingest_events(
         con = scratch_connection(w)
         store.register(con)
         try:
-            staged = staging.stage_all(con, w, files, progress)
+            staged = staging.stage_all(con, w, files, progress, time_key)
             summary.read = staged.read
             staging.define_staged(con, staged, window)
             for ds, kind in ((RUNS, "run"), (JOINS, "join")):
@@ -97,7 +100,7 @@ def ingest_events(
                 if v.fresh:
                     summary.files_added += _write_fresh(con, w, ds, kind)
             summary.skipped = _count(con, "kind IN ('skip', 'blank')")
-            summary.quarantined = _store_quarantine(con, w, store, summary, files)
+            summary.quarantined = _store_quarantine(con, w, store, summary, files, time_key)
             if record_coverage:
                 w.cover(*window)
             if w.changed:
@@ -158,7 +161,8 @@ def _literal(value) -> str:
     return f"DATE '{value}'" if isinstance(value, date) else sql_str(str(value))
 
 
-def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, files) -> int:
+def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, files,
+                      time_key: str = models.DEFAULT_TIME_KEY) -> int:
     """Quarantine rejected lines and uid conflicts (reason explained by the models);
     a line already quarantined by an earlier ingest of the same input is not stored again."""
     rows = con.execute(
@@ -179,7 +183,7 @@ def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, file
         "ingest_id": [w.ingest_id] * len(rows),
         "source": [r[0] for r in rows],
         "line_no": pa.array([r[1] for r in rows], pa.int64()),
-        "reason": [_explained(r[2], r[3]) for r in rows],
+        "reason": [_explained(r[2], r[3], time_key) for r in rows],
         "raw": pa.array([bytes(r[3] or b"") for r in rows], pa.binary()),
         "quarantined_at": pa.array([now] * len(rows), pa.timestamp("ns")),
     }))
@@ -195,12 +199,12 @@ def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, file
     return len(rows)
 
 
-def _explained(reason: str, raw) -> str:
+def _explained(reason: str, raw, time_key: str = models.DEFAULT_TIME_KEY) -> str:
     """The pydantic explanation of a rejected line, where it has one."""
     if raw is None or reason.startswith(("unreadable", "truncated", "read error", "not a Teleport",
                                          "uid ")):
         return reason
-    return models.explain(bytes(raw).rstrip(b"\r")) or reason
+    return models.explain(bytes(raw).rstrip(b"\r"), time_key) or reason
 
 
 def log_ingest(con, w: Writer, s: IngestSummary, kind: str) -> None:

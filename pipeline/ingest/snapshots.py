@@ -1,5 +1,5 @@
-"""Ingest snapshots of nodes (`tctl get nodes --format=json`) and user tasks
-(`tctl get user_tasks --format=json`), each row stamped with its capture time."""
+"""Ingest snapshots of nodes (`tctl get nodes`) and user tasks (`tctl get user_tasks`), JSON or
+YAML as `sources.tctl` reads them, each row stamped with its capture time."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ TASK_CLOUD = {"discover-ec2": "aws", "discover-azure-vm": "azure"}
 
 
 class SnapshotError(Exception):
-    """A snapshot file cannot be read as a tctl JSON listing."""
+    """A snapshot file cannot be read as a tctl listing (JSON or YAML)."""
 
 
 class Metadata(BaseModel):
@@ -90,7 +90,8 @@ def node_row(node: Node) -> dict[str, Any]:
 
 
 def task_rows(task: UserTask) -> list[dict[str, Any]]:
-    """One row per instance a user task lists (one row with no instance if it lists none)."""
+    """One row per instance a user task lists (one row with no instance if it lists none), keyed
+    by the id exactly as the task lists it: tctl matches tasks to instances as Go map keys."""
     spec = task.spec
     task_type = spec.get("task_type", "")
     cloud = TASK_CLOUD.get(task_type)
@@ -100,29 +101,17 @@ def task_rows(task: UserTask) -> list[dict[str, Any]]:
         "name": task.metadata.name, "task_type": task_type,
         "issue_type": spec.get("issue_type", ""), "state": spec.get("state", ""), "cloud": cloud,
     }
-    norm = (lambda k: k.lower()) if cloud == "azure" else (lambda k: k)
-    return [{**base, "instance_key": norm(k)} for k in keys] or [{**base, "instance_key": None}]
+    return [{**base, "instance_key": k} for k in keys] or [{**base, "instance_key": None}]
 
 
-def _load(path: str) -> list[Any]:
+def _load(path: str, kind: str) -> list[Any]:
+    """The resources of a snapshot file (`sources.tctl`: JSON or YAML, either timestamp encoding)."""
+    from pipeline.sources.tctl import ListingError, load_listing
+
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except OSError as e:
-        raise SnapshotError(f"cannot read {path}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise SnapshotError(f"{path} is not UTF-8 text") from e
-    text = text.strip()
-    if not text:
-        return []
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        try:  # JSON lines
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise SnapshotError(f"{path} is not JSON ({e.msg}, line {e.lineno})") from e
-    return doc if isinstance(doc, list) else [doc]
+        return load_listing(path, kind)
+    except ListingError as e:
+        raise SnapshotError(str(e)) from e
 
 
 def ingest_snapshot(
@@ -132,7 +121,7 @@ def ingest_snapshot(
     `at`. A snapshot already stored for the same kind and instant is a duplicate."""
     import duckdb
 
-    items = _load(path)
+    items = _load(path, kind)
     at_ns = _to_naive(at)
     ds = NODE_SNAPSHOTS if kind == "nodes" else USER_TASK_SNAPSHOTS
     model, want = (Node, "node") if kind == "nodes" else (UserTask, "user_task")

@@ -41,8 +41,10 @@ class Staged:
     read: int = 0
 
 
-def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) -> Staged:
-    """Stage every line of `files` into the writer's scratch folder."""
+def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
+              time_key: str = models.DEFAULT_TIME_KEY) -> Staged:
+    """Stage every line of `files` into the writer's scratch folder; a record's time is its
+    `time_key`, else its `time`, else the line's Fluentd time column (`stage.stage_sql`)."""
     out = w.scratch("staged")
     out.mkdir(parents=True, exist_ok=True)
     staged = Staged()
@@ -50,7 +52,8 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
     fast = [f for f in files if duck.candidate(f)]
     slow = [f for f in files if not duck.candidate(f)]
     with ThreadPoolExecutor(WORKERS) as pool:
-        jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq) for g in _groups(fast)]
+        jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq, time_key)
+                for g in _groups(fast)]
         for job in jobs:  # in submission order: parts and progress stay deterministic
             done, refused = job.result()
             slow += refused
@@ -60,9 +63,9 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None) ->
                     staged.read += n
                     if progress:
                         progress(name, n)
-    stage_arrow(con, out, slow, staged, seq, progress)
+    stage_arrow(con, out, slow, staged, seq, progress, time_key)
     if not staged.parts:  # nothing read: one empty file keeps the schema
-        stage_arrow(con, out, [], staged, seq, progress, empty=True)
+        stage_arrow(con, out, [], staged, seq, progress, time_key, empty=True)
     return staged
 
 
@@ -85,7 +88,7 @@ def _size(path: str) -> int:
         return 0
 
 
-def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
+def _stage_group(cur, out: Path, group: list, seq, time_key: str) -> tuple[list, list]:
     """Stage the plain files of `group` in one statement on the cursor `cur` (closed after); if
     DuckDB refuses it or returns other line counts, each file alone. Returns the parts written,
     each with (source, lines) per file, and the files refused (they take the Arrow
@@ -96,13 +99,15 @@ def _stage_group(cur, out: Path, group: list, seq) -> tuple[list, list]:
     with cur:
         if not plain:
             return [], refused
-        done, bad = _stage_files(cur, out, [f for f, _ in plain], [n for _, n in plain], seq)
+        done, bad = _stage_files(cur, out, [f for f, _ in plain], [n for _, n in plain], seq,
+                                 time_key)
     return done, refused + bad
 
 
-def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[list, list]:
+def _stage_files(cur, out: Path, group: list, lines: list[int], seq,
+                 time_key: str) -> tuple[list, list]:
     part = out / f"part-{next(seq)}.parquet"
-    query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, source=(
+    query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, time_key=time_key, source=(
         "(SELECT source, line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
         f"FROM ({duck.numbered_sql(group, lines)}))"))
     try:
@@ -118,21 +123,23 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq) -> tuple[li
             return [], group
         done, bad = [], []
         for one, n in zip(group, lines, strict=True):
-            d, b = _stage_files(cur, out, [one], [n], seq)
+            d, b = _stage_files(cur, out, [one], [n], seq, time_key)
             done += d
             bad += b
         return done, bad
     return [(str(part), [(f.name, n) for f, n in zip(group, lines, strict=True)])], []
 
 
-def stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, empty=False) -> None:
+def stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, time_key: str,
+                 empty=False) -> None:
     chunks = _chunks(files, staged, progress)
     if empty:
         chunks = iter([LINE_SCHEMA.empty_table()])
     for chunk in chunks:
         part = out / f"part-{next(seq)}.parquet"
         target = sql_str(part)
-        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {_PARQUET}"))
+        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {_PARQUET}"),
+                  time_key)
         staged.parts.append(str(part))
 
 
@@ -159,12 +166,13 @@ def define_staged(con, staged: Staged, window: tuple[datetime, datetime] | None)
     parts = "[" + ", ".join(sql_str(p) for p in staged.parts) + "]"
     con.execute(f"CREATE OR REPLACE VIEW staged_lines AS SELECT * FROM read_parquet({parts})")
     missing = con.execute(
-        "SELECT source, line_no, raw FROM staged_lines WHERE kind IN ('run', 'join') AND uid = ''"
+        "SELECT source, line_no, raw, time_text FROM staged_lines WHERE kind IN ('run', 'join') "
+        "AND uid = ''"
     ).fetchall()
     _table(con, "uid_fix", pa.table({
         "source": pa.array([m[0] for m in missing], pa.string()),
         "line_no": pa.array([m[1] for m in missing], pa.int64()),
-        "fixed_uid": [_derived_uid(m[2]) for m in missing],
+        "fixed_uid": [_derived_uid(m[2], m[3]) for m in missing],
     }))
     in_window = "true"
     if window is not None:
@@ -210,13 +218,18 @@ def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tu
     return out
 
 
-def _derived_uid(raw: str) -> str:
-    """`models.derived_uid` of an event without uid; of its text when DuckDB reads it but
-    Python's json cannot (a trailing comma, nesting deeper than the recursion limit)."""
+def _derived_uid(raw: str, time_text: str) -> str:
+    """`models.derived_uid` of an event without uid: of its record, with the time it was read
+    with (a Fluentd record has none of its own); of its text when DuckDB reads it but Python's
+    json cannot (a trailing comma, nesting deeper than the recursion limit)."""
+    column, body = models.split_fluentd_line(raw)
     try:
-        return models.derived_uid(json.loads(raw))
+        record = json.loads(body)
     except (ValueError, RecursionError):
         return models.derived_uid(raw)  # a JSON string: cannot equal an object's canonical form
+    if column is not None and record.get("time") is None:
+        record = {**record, "time": time_text}
+    return models.derived_uid(record)
 
 
 def _rfc3339(t: datetime) -> str:

@@ -81,7 +81,7 @@ def _build_latest(con, todo: dict[date, str], out, say) -> None:
     for i, (m, name) in enumerate(todo.items(), 1):
         say(f"rollup: newest run per instance, month {m:%Y-%m} ({i}/{len(todo)})")
         _copy(con, f"SELECT {cols} FROM latest_runs(make_timestamp_ns($1), make_timestamp_ns($2))"
-                   " ORDER BY cloud, instance_key",
+                   " ORDER BY cloud, instance_key, vm_id",
               out / f"event_month={m}" / name, [day_ns(m), day_ns(next_month(m))])
 
 

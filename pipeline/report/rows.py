@@ -34,7 +34,7 @@ class NodeRow:
     """One instance of the report (tctl's instanceInfo), already merged and decorated."""
 
     cloud: Cloud
-    key: str  # join key: EC2 instance id, or the Azure VM id lower-cased
+    key: str  # tctl's key: EC2 instance id, or the Azure VM id exactly as written
     region: str = ""
     is_online: bool = False
     expiry_ns: int | None = None

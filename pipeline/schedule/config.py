@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     source: str = Field("/var/lib/teleport/log", min_length=1,
                         description="audit events: folder, file, glob or fsspec URL")
     lookback: timedelta = Field(timedelta(minutes=15), description="re-read before each interval")
+    time_key: str = Field("time", min_length=1,
+                          description="record key of the event time (Fluentd <inject> time_key)")
     nodes_command: str = "tctl get nodes --format=json"
     user_tasks_command: str = "tctl get user_tasks --format=json"
     nodes_file: str | None = None  # when set, read instead of running nodes_command

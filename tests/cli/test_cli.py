@@ -238,8 +238,8 @@ def test_nodes_default_store_is_lake_in_cwd(tmp_path: Path) -> None:
         ),
         pytest.param(
             ["ingest", "user-tasks", "{tmp}/text.json"],
-            ["is not JSON", "{tmp}/text.json"],
-            id="snapshot-not-json",
+            ["is not a tctl listing", "tctl get user_tasks --format=json", "YAML", "{tmp}/text.json"],
+            id="snapshot-not-a-listing",
         ),
         pytest.param(
             ["ingest", "nodes", "{events}/nodes-ok.json", "--at", "noon"],

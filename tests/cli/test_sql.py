@@ -286,7 +286,7 @@ def test_describe_shows_the_header_and_columns(demo_store):
     assert res.exit_code == 0, res.output
     head = res.stdout.splitlines()
     assert head[0] == "latest_runs(from_ts, to_ts)  (table macro)"
-    assert head[2] == "grain: one row per (cloud, instance_key)"
+    assert head[2] == "grain: one row per (cloud, instance_key, vm_id)"
     with connect(demo_store) as con:
         want = con.sql("DESCRIBE SELECT * FROM latest_runs(TIMESTAMP_NS '2026-05-01', "
                        "TIMESTAMP_NS '2026-05-02')").fetchall()

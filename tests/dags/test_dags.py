@@ -544,10 +544,10 @@ def test_settings_defaults_and_parsing(monkeypatch):
     monkeypatch.setenv("DISCOVERY_HISTORY_LOOKBACK", "1h30m")
     monkeypatch.setenv("DISCOVERY_HISTORY_SNAPSHOT_MAX_LAG", "0")
     monkeypatch.setenv("DISCOVERY_HISTORY_REPORT_RECIPIENTS", "a@example.com,b@example.com")
-    s = load_settings({"smtp_password": "hunter2"})
+    s = load_settings({"retention_days": 30})  # the Airflow Variable's overrides win
     assert s.lookback == timedelta(minutes=90) and s.snapshot_max_lag == timedelta(0)
     assert s.report_recipients == ["a@example.com", "b@example.com"]
-    assert "hunter2" not in repr(s)
+    assert s.retention_days == 30
 
 
 def test_event_paths_keep_only_files_of_days_near_the_window(tmp_path):

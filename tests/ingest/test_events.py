@@ -366,7 +366,7 @@ def bad(event: dict) -> bytes:
         pytest.param(b'{"event": "ssm.run", ', "invalid JSON", id="cut-json"),
         pytest.param(b"[1, 2]", "expected a JSON object", id="array"),
         pytest.param(b'{"code": "TDS00I"}', "missing field event", id="no-event"),
-        pytest.param(bad({**RUN_A, "instance_id": None}), "instance_id", id="ssm-run-null-key"),
+        pytest.param(bad({**JOIN_C, "success": "yes"}), "success", id="join-success-not-bool"),
         pytest.param(
             bad({k: v for k, v in RUN_A.items() if k != "instance_id"}),
             "missing field instance_id",
@@ -379,7 +379,8 @@ def bad(event: dict) -> bytes:
         ),
         pytest.param(bad({**RUN_A, "time": "yesterday"}), "time", id="bad-time"),
         pytest.param(bad({**RUN_A, "time": "2026-05-04 10:00:00"}), "time", id="time-not-rfc3339"),
-        pytest.param(bad({**RUN_A, "code": ""}), "code", id="empty-code"),
+        pytest.param(bad({k: v for k, v in RUN_A.items() if k != "time"}), "missing field time",
+                     id="no-time-anywhere"),
         pytest.param(bad({**RUN_A, "exit_code": "one"}), "exit_code", id="word-exit-code"),
         pytest.param(bad({**RUN_A, "exit_code": 1.5}), "exit_code", id="float-exit-code"),
         pytest.param(bad({**RUN_A, "exit_code": 2**64}), "exit_code", id="exit-code-over-int64"),

@@ -31,6 +31,17 @@ NO_UID = json.dumps({k: v for k, v in make_run("i-0b").items() if k != "uid"}).e
 EXTRA = json.dumps({**make_run("i-0c", uid="u-4"), "new_field": {"a": [1, 2]}}).encode()
 
 
+def _fluentd(ev: dict, column: str = "2026-05-04T12:00:00+02:00") -> bytes:
+    """Fluentd out_file's line of an event: time column, tag, the record without `time`."""
+    record = {k: ev[k] for k in sorted(ev) if k != "time"}
+    return f"{column}\ttest.log\t{json.dumps(record, separators=(',', ':'))}".encode()
+
+
+FLUENT_RUN = _fluentd(make_run("i-0a", uid="u-1"))  # the file log's RUN again: a duplicate
+FLUENT_AZ_NO_UID = _fluentd({k: v for k, v in make_azure_run("vm-9").items() if k != "uid"})
+FLUENT_JOIN = _fluentd(make_join("host-9", uid="u-9"), "2026-05-04 08:00:00 +0000")
+
+
 def _write(folder: Path, files: dict[str, list[bytes]], compress: bool) -> list[str]:
     folder.mkdir(parents=True)
     out = []
@@ -84,6 +95,11 @@ CASES = {
     "derived uid": {"a.log": [NO_UID, NO_UID, RUN]},
     "unknown keys kept in extra": {"a.log": [EXTRA]},
     "no final newline, empty file": {"a.log": [RUN], "b.log": []},
+    "fluentd out_file lines beside file-log lines": {
+        "a.log": [RUN, AZ, JOIN],
+        "fluentd.log": [FLUENT_RUN, FLUENT_AZ_NO_UID, b"2026-05-04T12:00:00+02:00\ttest.log\t{",
+                        b"teleport.events\t" + FLUENT_RUN.split(b"\t")[2], FLUENT_JOIN],
+    },
 }
 
 

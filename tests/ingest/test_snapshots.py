@@ -182,9 +182,9 @@ def test_naive_capture_time_is_refused(store: Store, tmp_path: Path) -> None:
             make_task("t-az", "azure-vm-enrollment-error", [VM.upper(), "ABC-def"], cloud="azure"),
             [
                 ("t-az", "discover-azure-vm", "azure-vm-enrollment-error", "OPEN", "azure", k)
-                for k in (VM, "abc-def")
+                for k in (VM.upper(), "ABC-def")
             ],
-            id="azure-keys-lower-cased",
+            id="azure-keys-as-listed",
         ),
         pytest.param(
             make_task("t-none", "ec2-join-failure", []),
@@ -395,9 +395,9 @@ def test_single_object_and_json_lines_are_accepted(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        pytest.param(b"this is not json", "is not JSON", id="text"),
-        pytest.param(b'[{"kind": "node"', "is not JSON", id="cut-array"),
-        pytest.param(b"<html>502 Bad Gateway</html>", "is not JSON", id="html"),
+        pytest.param(b"this is not json", "is not a tctl listing", id="text"),
+        pytest.param(b'[{"kind": "node"', "is not a tctl listing", id="cut-array"),
+        pytest.param(b"<html>502 Bad Gateway</html>", "is not a tctl listing", id="html"),
         pytest.param(b'\xff\xfe[{"kind": "node"}]', "is not UTF-8", id="not-utf8"),
         pytest.param(None, "cannot read", id="missing-file"),
         pytest.param("dir", "cannot read", id="a-folder"),

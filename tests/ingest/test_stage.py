@@ -65,8 +65,8 @@ GOOD = {"event": "ssm.run", "uid": "u", "code": "TDS00W", "time": "2026-05-04T10
         (json.dumps({**GOOD, "time": "1969-12-31T23:59:59.999999999Z"}), "run"),
         (json.dumps({**GOOD, "time": "2026-05-04T10:00:00.5+05:30"}), "run"),
         (json.dumps({k: v for k, v in GOOD.items() if k != "instance_id"}), "quarantine"),
-        (json.dumps({k: v for k, v in GOOD.items() if k != "code"}), "quarantine"),
-        (json.dumps({**GOOD, "code": ""}), "quarantine"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "code"}), "run"),  # code: omitempty
+        (json.dumps({**GOOD, "code": ""}), "run"),  # no code: not a failure
         (json.dumps({**GOOD, "instance_id": ""}), "run"),  # empty key: stored, report drops it
         (json.dumps({**GOOD, "exit_code": "1"}), "run"),  # a string holding an integer
         (json.dumps({**GOOD, "exit_code": "1.0"}), "quarantine"),
@@ -78,7 +78,7 @@ GOOD = {"event": "ssm.run", "uid": "u", "code": "TDS00W", "time": "2026-05-04T10
         (json.dumps({**GOOD, "exit_code": None}), "run"),
         (json.dumps({**GOOD, "stdout": 5}), "run"),  # text fields keep any value as text
         (json.dumps({**GOOD, "instance_id": 12345}), "run"),
-        (json.dumps({**GOOD, "instance_id": None}), "quarantine"),
+        (json.dumps({**GOOD, "instance_id": None}), "run"),  # null reads as empty
         (json.dumps({**GOOD, "stdout": None}), "run"),
         (json.dumps({k: v for k, v in GOOD.items() if k not in ("uid", "exit_code")}), "run"),
         (json.dumps({**GOOD, "event": "instance.join", "attributes": [1]}), "quarantine"),
@@ -92,7 +92,38 @@ GOOD = {"event": "ssm.run", "uid": "u", "code": "TDS00W", "time": "2026-05-04T10
         (json.dumps({**GOOD, "time": "2262-04-11T23:47:16.854775807Z"}), "quarantine"),
         (json.dumps({**GOOD, "time": "2262-04-11T23:47:16.854775806Z"}), "run"),
         (json.dumps({**GOOD, "time": "2262-04-12T01:47:16.854775806+02:00"}), "run"),
-        (json.dumps({**GOOD, "time": 1777888800}), "quarantine"),
+        # Fluentd: epoch times (inject's time_type float / unixtime / unixtime_millis ...)
+        (json.dumps({**GOOD, "time": 1777888800}), "run"),
+        (json.dumps({**GOOD, "time": 1777888800.123456}), "run"),
+        (json.dumps({**GOOD, "time": 1777888800123}), "run"),
+        (json.dumps({**GOOD, "time": "1777888800123456789"}), "run"),
+        (json.dumps({**GOOD, "time": 177788880012345678901}), "quarantine"),
+        (json.dumps({**GOOD, "time": -1777888800}), "quarantine"),
+        (json.dumps({**GOOD, "time": "1.7e9"}), "quarantine"),
+        (json.dumps({**GOOD, "time": "2026-05-04 12:00:00 +0200"}), "run"),
+        (json.dumps({**GOOD, "time": "2026-05-04T12:00:00+0200"}), "run"),
+        (json.dumps({**GOOD, "time": None}), "quarantine"),
+        # Fluentd out_file lines: `<time>\t<tag>\t<record>`, the time column used when the
+        # record has none
+        ("2026-05-04T12:00:00+02:00\tteleport.events\t" + json.dumps(
+            {k: v for k, v in GOOD.items() if k != "time"}), "run"),
+        ("2026-05-04T12:00:00+02:00\t" + json.dumps(
+            {k: v for k, v in GOOD.items() if k != "time"}), "run"),
+        ("teleport.events\t" + json.dumps({k: v for k, v in GOOD.items() if k != "time"}),
+         "quarantine"),
+        ("garbage\tteleport.events\t" + json.dumps(
+            {k: v for k, v in GOOD.items() if k != "time"}), "quarantine"),
+        ("garbage\tteleport.events\t" + json.dumps(GOOD), "run"),
+        ("2026-05-04T12:00:00+02:00\tteleport.events\t[1]", "quarantine"),
+        ("2026-05-04T12:00:00+02:00\tteleport.events\t{bad", "quarantine"),
+        # instance.join's typed fields
+        (json.dumps({**GOOD, "event": "instance.join", "success": True, "roles": ["Node"],
+                     "addr.remote": "10.0.0.1:4242", "token_expires": "0001-01-01T00:00:00Z"}),
+         "join"),
+        (json.dumps({**GOOD, "event": "instance.join", "success": "yes"}), "quarantine"),
+        (json.dumps({**GOOD, "event": "instance.join", "roles": "Node"}), "quarantine"),
+        (json.dumps({**GOOD, "event": "instance.join", "roles": [1]}), "quarantine"),
+        (json.dumps({**GOOD, "event": "instance.join", "success": None, "roles": None}), "join"),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 12 else None,
 )
@@ -116,7 +147,9 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), ma
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
 times = st.one_of(
     st.text(max_size=30),
-    st.from_regex(r"\A\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)\Z"),
+    st.from_regex(r"\A\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})? ?([Zz]|[+-]\d\d:?\d\d)\Z"),
+    st.from_regex(r"\A\d{1,20}(\.\d{1,10})?\Z"),
+    st.integers(min_value=0, max_value=10**20),
 )
 fields = st.fixed_dictionaries(
     {},
@@ -133,14 +166,21 @@ fields = st.fixed_dictionaries(
         "region": scalars,
         "api_error": scalars,
         "attributes": st.dictionaries(st.text(max_size=3), scalars, max_size=2) | scalars,
+        "success": scalars,
+        "roles": st.lists(st.text(max_size=3) | scalars, max_size=2) | scalars,
+        "addr.remote": scalars,
     },
 )
+# Fluentd out_file prefixes (time and tag, one of them, or neither)
+prefixes = st.sampled_from(["", "2026-05-04T12:00:00+02:00\tteleport.events\t", "1777888800\t",
+                            "teleport.events\t", "x\ty\t", "\t"]) | st.text(
+    alphabet="0123456789-T:+Z. \tab", max_size=30)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(fields, min_size=1, max_size=20))
+@given(st.lists(st.tuples(prefixes, fields), min_size=1, max_size=20))
 def test_bulk_validator_agrees_with_the_models(events):
-    lines = [json.dumps(e).encode() for e in events]
+    lines = [(p + json.dumps(e)).encode() for p, e in events]
     for (kind, reason), line in zip(stage(lines), lines, strict=True):
         explained = models.explain(line)
         assert (kind == "quarantine") == (explained != ""), (line, reason, explained)

@@ -78,12 +78,13 @@ def duckdb_latest(lake: Store) -> set[tuple]:
 
 
 def latest_in_python(rows: list[dict]) -> set[tuple]:
-    """tctl's rule, by hand: in [from, to), non-empty key, newest by (time, ei, uid)."""
+    """tctl's rule, by hand: in [from, to), non-empty key, newest by (time, ei, uid); Azure VM
+    ids keyed as written (instance_key folds their case, vm_id keeps it)."""
     lo, hi = ns(WINDOW[0]), ns(WINDOW[1])
     best: dict[tuple, dict] = {}
     for r in rows:
         if lo <= r["time_ns"] < hi and r["instance_key"] != "":
-            k = (r["cloud"], r["instance_key"])
+            k = (r["cloud"], r["instance_key"], r["vm_id"])
             if k not in best or (r["time_ns"], r["ei"], r["uid"]) > (
                     best[k]["time_ns"], best[k]["ei"], best[k]["uid"]):
                 best[k] = r
@@ -94,7 +95,7 @@ def test_pyarrow_dataset_agrees_with_duckdb(lake: Store, duckdb_latest) -> None:
     part = pads.partitioning(pa.schema([("cloud", pa.string()), ("event_date", pa.date32())]),
                              flavor="hive")
     table = pads.dataset(lake.root / "runs", format="parquet", partitioning=part).to_table(
-        columns=["cloud", "instance_key", "uid", "time", "ei", "is_failure", "exit_code"])
+        columns=["cloud", "instance_key", "vm_id", "uid", "time", "ei", "is_failure", "exit_code"])
     table = table.append_column("time_ns", pc.cast(table["time"], pa.int64()))
     assert latest_in_python(table.to_pylist()) == duckdb_latest
 
@@ -136,7 +137,7 @@ def test_pyspark_agrees_with_duckdb(spark, lake: Store, duckdb_latest) -> None:
     df = spark.read.option("basePath", runs).parquet(runs)
     assert dict(df.dtypes)["event_date"] == "date" and dict(df.dtypes)["time"] == "bigint"
     lo, hi = ns(WINDOW[0]), ns(WINDOW[1])
-    newest = Window.partitionBy("cloud", "instance_key").orderBy(
+    newest = Window.partitionBy("cloud", "instance_key", "vm_id").orderBy(
         F.col("time").desc(), F.col("ei").desc(), F.col("uid").desc())
     latest = (
         df.where(F.col("event_date").between(WINDOW[0].date(), WINDOW[1].date()))

@@ -117,18 +117,26 @@ def test_aws_block_before_azure_then_account_region_time_key(store, tmp_path):
                                    "0f8e0000-0000-0000-0000-000000000001"]
 
 
-@pytest.mark.parametrize("clouds,expected", [(["aws"], ["i-1"]), (["azure"], ["abc"]),
-                                             (["aws", "azure"], ["i-1", "abc"])])
+@pytest.mark.parametrize("clouds,expected", [(["aws"], ["i-1"]), (["azure"], ["ABC"]),
+                                             (["aws", "azure"], ["i-1", "ABC"])])
 def test_cloud_filter(store, tmp_path, clouds, expected):
     build(store, tmp_path, [make_run("i-1"), make_azure_run("ABC")])
     assert keys(report(store, clouds=clouds)) == expected
 
 
-def test_azure_vm_ids_match_case_insensitively(store, tmp_path):
+def test_azure_vm_ids_match_exactly_as_tctl(store, tmp_path):
+    """tctl keys Azure VMs by their id as written (Go map keys): the installer's upper-case label
+    and a lower-case event id are two rows; ids that agree exactly are one."""
     vm = "0f8e9d7c-1111-2222-3333-444455556666"
-    build(store, tmp_path, [make_azure_run(vm, "TAZ00W", exit_code=1)], nodes=[make_azure_node(vm)])
-    [row] = report(store)
-    assert row.is_online and row.vm_id == vm and row.resource_group == "rg-web"
+    same = "7a6b5c4d-aaaa-bbbb-cccc-ddddeeeeffff"
+    node_same = make_azure_node(same)
+    node_same["metadata"]["labels"]["teleport.internal/vm-id"] = same
+    build(store, tmp_path, [make_azure_run(vm, "TAZ00W", exit_code=1),
+                            make_azure_run(same, "TAZ00W", exit_code=2)],
+          nodes=[make_azure_node(vm), node_same])
+    rows = {r.key: (r.is_online, r.run is not None, r.vm_id) for r in report(store)}
+    assert rows == {vm: (False, True, vm), vm.upper(): (True, False, vm.upper()),
+                    same: (True, True, same)}
 
 
 def test_azure_api_error_is_carried(store, tmp_path):

@@ -35,7 +35,8 @@ NODES = [
     ("aws", "i-0aaa", True, 0, False, "Agent joined cluster.", "", ""),
     ("aws", "i-0bbb", False, 104, True, "<script>alert('v1')</script>", "", "task-v1"),
     ("aws", "i-0old", False, 0, True, "", "", ""),  # old Teleport: exit 0, failed by code
-    ("azure", v1.VM, False, 0, True, "", "AuthorizationFailed", ""),
+    # the key as the event wrote it (upper case), as tctl keys it
+    ("azure", v1.VM.upper(), False, 0, True, "", "AuthorizationFailed", ""),
 ]
 
 
