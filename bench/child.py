@@ -32,7 +32,7 @@ def bare_columns() -> str:
     kinds: dict[str, str] = {}
     for model in models.MODELS.values():
         kinds.update({n: k for n, (k, _) in field_kinds(model).items()})
-    sql = {"text": "VARCHAR", "int": "BIGINT", "object": "JSON"}
+    sql = {"text": "VARCHAR", "int": "BIGINT", "object": "JSON", "bool": "BOOLEAN", "array": "JSON"}
     return "{" + ", ".join(f"'{n}': '{'TIMESTAMP_NS' if n == 'time' else sql[k]}'"
                            for n, k in kinds.items()) + "}"
 

@@ -176,7 +176,7 @@ def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, file
         return 0
     missing = {(r[0], r[1]) for r in rows if r[3] is None and r[2].startswith("uid ")}
     if missing:  # pass 1 did not keep these lines' text: read them again
-        found = staging.raw_lines(con, files, missing)
+        found = staging.raw_lines(files, missing)
         rows = [(r[0], r[1], r[2], found.get((r[0], r[1]), r[3])) for r in rows]
     now = datetime.now(UTC).replace(tzinfo=None)
     con.register("q_items", pa.table({

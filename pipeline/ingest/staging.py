@@ -1,9 +1,10 @@
 """Pass 1 of an ingest: every input line's verdict and typed fields, staged to scratch Parquet.
 
 Plain local files are read by DuckDB itself (`sources.duck`: parallel, in order) and staged one
-group per statement, each line numbered as DuckDB reads it; every other source (gzip, Parquet,
-URLs, DynamoDB, a file DuckDB refuses) streams through Arrow in bounded chunks. Both give the same
-staged rows (`stage.stage_sql`).
+group per statement, each line numbered as DuckDB reads it; a file over `SPLIT_BYTES` is cut into
+ranges of whole lines staged side by side (`duck.split`), each numbered from its first line.
+Every other source (gzip, Parquet, URLs, DynamoDB, a file or range DuckDB refuses) streams through
+Arrow in bounded chunks. Both give the same staged rows (`stage.stage_sql`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import models
 from pipeline.ingest.stage import run_stage, stage_sql
 from pipeline.sources import LINE_SCHEMA, duck
 from pipeline.sources.base import Source
+from pipeline.sources.files import read_lines
 from pipeline.store.manifest import Writer
 from pipeline.store.write import sql_str
 
@@ -30,6 +33,7 @@ Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
 GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
 WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
+SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or more ranges
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
 
@@ -52,8 +56,14 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
     fast = [f for f in files if duck.candidate(f)]
     slow = [f for f in files if not duck.candidate(f)]
     with ThreadPoolExecutor(WORKERS) as pool:
-        jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq, time_key)
-                for g in _groups(fast)]
+        jobs = []
+        for g in _groups(fast):  # a large file is scanned here while the workers stage
+            if not isinstance(g, duck.ByteRange):
+                jobs.append(pool.submit(_stage_group, con.cursor(), out, g, seq, time_key))
+            elif g.plain:
+                jobs.append(pool.submit(_stage_range, con.cursor(), out, g, seq, time_key))
+            else:
+                slow.append(g)
         for job in jobs:  # in submission order: parts and progress stay deterministic
             done, refused = job.result()
             slow += refused
@@ -69,11 +79,17 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
     return staged
 
 
-def _groups(files: list) -> Iterator[list]:
+def _groups(files: list) -> Iterator[list | duck.ByteRange]:
+    """Groups of about GROUP_BYTES of files, and the ranges of each file over SPLIT_BYTES."""
     group, size = [], 0
     for f in files:
+        n = _size(f.url)
+        ranges = duck.split(f, GROUP_BYTES, WORKERS) if n > SPLIT_BYTES else None
+        if ranges is not None:
+            yield from ranges
+            continue
         group.append(f)
-        size += _size(f.url)
+        size += n
         if size >= GROUP_BYTES:
             yield group
             group, size = [], 0
@@ -104,12 +120,28 @@ def _stage_group(cur, out: Path, group: list, seq, time_key: str) -> tuple[list,
     return done, refused + bad
 
 
+def _stage_range(cur, out: Path, r: duck.ByteRange, seq, time_key: str) -> tuple[list, list]:
+    """Stage the range `r` of a large file from a copy of its bytes (removed after) on the cursor
+    `cur` (closed after); refused, it takes the Arrow path."""
+    copy = out.parent / "ranges" / f"range-{next(seq)}.log"
+    copy.parent.mkdir(exist_ok=True)
+    with cur:
+        try:
+            done, bad = _stage_files(cur, out, [r.copy_to(str(copy))], [r.lines], seq, time_key,
+                                     r.first_line)
+        except OSError:
+            done, bad = [], [r]
+        finally:
+            copy.unlink(missing_ok=True)
+    return done, [r] if bad else []
+
+
 def _stage_files(cur, out: Path, group: list, lines: list[int], seq,
-                 time_key: str) -> tuple[list, list]:
+                 time_key: str, first_line: int = 1) -> tuple[list, list]:
     part = out / f"part-{next(seq)}.parquet"
     query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, time_key=time_key, source=(
         "(SELECT source, line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
-        f"FROM ({duck.numbered_sql(group, lines)}))"))
+        f"FROM ({duck.numbered_sql(group, lines, first_line)}))"))
     try:
         cur.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
         counts = dict(cur.execute(
@@ -196,25 +228,21 @@ def _table(con, name: str, table: pa.Table) -> None:
         con.unregister("arrow_in")
 
 
-def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
-    """The raw text of `wanted` (source, line_no) lines of DuckDB-read files, read again (pass 1
-    keeps only what it needs; this serves the rare uid conflicts). Only lines of files staged by
-    DuckDB lack their text, so every wanted source is a plain local file."""
+def raw_lines(files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    """The raw bytes of `wanted` (source, line_no) lines of DuckDB-read files, read again by the
+    Arrow reader (pass 1 keeps only what it needs; this serves the rare uid conflicts). Only lines
+    of files (or ranges) staged by DuckDB lack their text: every wanted source is a local file."""
     out: dict[tuple[str, int], bytes] = {}
     by_name = {f.name: f for f in files}
     for name in sorted({s for s, _ in wanted}):
         f = by_name.get(name)
         if f is None:
             continue
-        lines = sorted(n for s, n in wanted if s == name)
-        con.execute("SET preserve_insertion_order = true")
-        try:
-            rows = con.execute(
-                f"SELECT n, l FROM (SELECT row_number() OVER () AS n, l FROM ({duck.lines_sql([f])})) "
-                "WHERE list_contains($1, n)", [lines]).fetchall()
-        finally:
-            con.execute("SET preserve_insertion_order = false")
-        out.update({(name, n): line.encode() for n, line in rows})
+        lines = pa.array(sorted(n for s, n in wanted if s == name), pa.int64())
+        for batch in read_lines(f):
+            hit = batch.filter(pc.is_in(batch.column("line_no"), lines))
+            out.update(zip(((name, n) for n in hit.column("line_no").to_pylist()),
+                           hit.column("line").to_pylist(), strict=True))
     return out
 
 
