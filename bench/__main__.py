@@ -19,6 +19,7 @@ from bench import (
     gen_bench,
     incremental_bench,
     ingest_bench,
+    layouts_bench,
     memory_bench,
     report_bench,
     storage_bench,
@@ -36,7 +37,7 @@ from bench.harness import (
 )
 from bench.scales import SCALES
 
-BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, memory_bench, incremental_bench,
+BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, layouts_bench, memory_bench, incremental_bench,
                                   report_bench, cli_bench, storage_bench)}
 
 

@@ -38,8 +38,14 @@ def bare_columns() -> str:
 
 
 def bare_sql(out: str, files: list[str]) -> str:
-    """The engine's limit: parse every line, keep every column, partition like the store."""
+    """The engine's limit: parse every line, keep every column, partition like the store
+    (Teleport's Athena Parquet: each row's `event_data` parsed the same way)."""
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    if files and all(f.endswith(".parquet") for f in files):
+        shape = bare_columns().replace("'", '"')
+        return (f"COPY (SELECT j.*, CAST(j.time AS DATE) AS event_date FROM (SELECT "
+                f"try(json_transform(event_data, '{shape}')) AS j FROM read_parquet({listed})) "
+                f"WHERE j IS NOT NULL) TO '{out}' (FORMAT parquet, PARTITION_BY (event, event_date))")
     return (f"COPY (SELECT *, CAST(time AS DATE) AS event_date FROM read_ndjson({listed}, "
             f"columns = {bare_columns()}, ignore_errors = true)) TO '{out}' "
             "(FORMAT parquet, PARTITION_BY (event, event_date))")
