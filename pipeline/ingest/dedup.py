@@ -85,7 +85,9 @@ def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, key
     """(uid, sig) of what the store holds in the partitions the input touches."""
     touched = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM judged").fetchall()
     prefixes = {"/".join(f"{k}={v}" for k, v in zip(keys, row, strict=True)) + "/" for row in touched}
-    rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/") + 1] in prefixes]
+    # what earlier batches of this ingest wrote counts as stored
+    rels = [r for r in [*w.base.datasets.get(ds.name, []), *w.added(ds.name)]
+            if r[: r.rfind("/") + 1] in prefixes]
     if not rels:
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
     con.execute(f"SET VARIABLE stored_{kind} = $1", [[store.path(ds.name, r) for r in rels]])

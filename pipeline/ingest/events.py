@@ -88,19 +88,22 @@ def ingest_events(
         con = scratch_connection(w)
         store.register(con)
         try:
-            staged = staging.stage_all(con, w, files, progress, time_key)
-            summary.read = staged.read
-            staging.define_staged(con, staged, window)
-            for ds, kind in ((RUNS, "run"), (JOINS, "join")):
-                v = judge(con, store, w, ds, kind)
-                summary.duplicates += v.duplicates
-                summary.conflicts += v.conflicts
-                summary.stored += v.fresh
-                setattr(summary, f"{kind}s", v.fresh)
-                if v.fresh:
-                    summary.files_added += _write_fresh(con, w, ds, kind)
-            summary.skipped = _count(con, "kind IN ('skip', 'blank')")
-            summary.quarantined = _store_quarantine(con, w, store, summary, files, time_key)
+            # bounded batches, each judged against the store and what earlier ones wrote
+            for batch in staging.batches(files):
+                staged = staging.stage_all(con, w, batch, progress, time_key)
+                summary.read += staged.read
+                staging.define_staged(con, staged, window)
+                for ds, kind in ((RUNS, "run"), (JOINS, "join")):
+                    v = judge(con, store, w, ds, kind)
+                    summary.duplicates += v.duplicates
+                    summary.conflicts += v.conflicts
+                    summary.stored += v.fresh
+                    setattr(summary, f"{kind}s", getattr(summary, f"{kind}s") + v.fresh)
+                    if v.fresh:
+                        summary.files_added += _write_fresh(con, w, ds, kind)
+                summary.skipped += _count(con, "kind IN ('skip', 'blank')")
+                summary.quarantined += _store_quarantine(con, w, store, summary, files, time_key)
+                staging.drop(staged)
             if record_coverage:
                 w.cover(*window)
             if w.changed:

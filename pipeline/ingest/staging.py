@@ -25,7 +25,7 @@ from pipeline import models
 from pipeline.ingest.stage import run_stage, stage_sql
 from pipeline.sources import LINE_SCHEMA, duck
 from pipeline.sources.base import Source
-from pipeline.sources.files import read_lines
+from pipeline.sources.files import SourceFile, read_lines
 from pipeline.store.manifest import Writer
 from pipeline.store.write import sql_str
 
@@ -34,6 +34,9 @@ CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB stateme
 GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
 WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
 SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or more ranges
+# input bytes per batch of one ingest (staged, judged and written before the next is read): its
+# scratch space follows the batch, not the input (a gzip file counts by its compressed size)
+BATCH_BYTES = 2 * 1024**3
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
 
@@ -53,8 +56,8 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
     out.mkdir(parents=True, exist_ok=True)
     staged = Staged()
     seq = itertools.count()
-    fast = [f for f in files if duck.candidate(f)]
-    slow = [f for f in files if not duck.candidate(f)]
+    fast = [f for f in files if duck.candidate(f) or isinstance(f, duck.ByteRange)]
+    slow = [f for f in files if not (duck.candidate(f) or isinstance(f, duck.ByteRange))]
     with ThreadPoolExecutor(WORKERS) as pool:
         jobs = []
         for g in _groups(fast):  # a large file is scanned here while the workers stage
@@ -83,6 +86,9 @@ def _groups(files: list) -> Iterator[list | duck.ByteRange]:
     """Groups of about GROUP_BYTES of files, and the ranges of each file over SPLIT_BYTES."""
     group, size = [], 0
     for f in files:
+        if isinstance(f, duck.ByteRange):  # cut by `batches`
+            yield f
+            continue
         n = _size(f.url)
         ranges = duck.split(f, GROUP_BYTES, WORKERS) if n > SPLIT_BYTES else None
         if ranges is not None:
@@ -95,6 +101,29 @@ def _groups(files: list) -> Iterator[list | duck.ByteRange]:
             group, size = [], 0
     if group:
         yield group
+
+
+def batches(files: list[Source]) -> Iterator[list]:
+    """`files` in batches of about BATCH_BYTES of input, in order; a plain file larger than that
+    is cut into ranges (`duck.split`, scanned as the batches are taken) spread over batches.
+    Always at least one batch (maybe empty)."""
+    batch, size = [], 0
+    for f in files:
+        n = _size(f.url) if isinstance(f, SourceFile) else 0
+        ranges = duck.split(f, GROUP_BYTES, WORKERS) if n > BATCH_BYTES else None
+        for item in ranges if ranges is not None else [f]:
+            if batch and size >= BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+            batch.append(item)
+            size += item.length if isinstance(item, duck.ByteRange) else n
+    yield batch
+
+
+def drop(staged: Staged) -> None:
+    """Remove a batch's staged parts (its rows are judged and written)."""
+    for part in staged.parts:
+        Path(part).unlink(missing_ok=True)
 
 
 def _size(path: str) -> int:

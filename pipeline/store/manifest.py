@@ -260,6 +260,15 @@ class Store:
             con.close()
 
 
+def _unused(rel: str, taken: set[str]) -> str:
+    """`rel`, or `<stem>-b<n>.parquet` for the first n >= 2 not in `taken` (which it joins)."""
+    stem, n, out = rel.removesuffix(".parquet"), 2, rel
+    while out in taken:
+        out, n = f"{stem}-b{n}.parquet", n + 1
+    taken.add(out)
+    return out
+
+
 class Writer:
     """One transaction on the store: stage files, then commit them in one manifest write."""
 
@@ -290,12 +299,18 @@ class Writer:
         if not produced.exists():
             return []
         srcs = sorted(produced.rglob("*.parquet"))
-        rels = [src.relative_to(produced).as_posix() for src in srcs]
+        taken = set(self._added.get(dataset, ()))
+        # a name this write already used (an earlier batch of one ingest): numbered on
+        rels = [_unused(src.relative_to(produced).as_posix(), taken) for src in srcs]
         self._record_intents([f"{dataset}/{rel}" for rel in rels])  # so a crash can be swept
         for src, rel in zip(srcs, rels, strict=True):
             self.store._put(src, f"{dataset}/{rel}")
         self._added.setdefault(dataset, []).extend(rels)
         return rels
+
+    def added(self, dataset: str) -> list[str]:
+        """The files of `dataset` this write added so far (not yet committed)."""
+        return list(self._added.get(dataset, ()))
 
     def _record_intents(self, rels: list[str]) -> None:
         self._intents.extend(rels)
