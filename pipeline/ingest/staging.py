@@ -32,6 +32,7 @@ from pipeline.store.write import sql_str
 Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
 GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
+ARROW_GROUP_BYTES = 8 * 1024 * 1024  # Arrow path: input bytes per job (gzip: compressed)
 WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
 SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or more ranges
 # input bytes per batch of one ingest (staged, judged and written before the next is read): its
@@ -193,24 +194,56 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq,
 
 def stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, time_key: str,
                  empty=False) -> None:
-    chunks = _chunks(files, staged, progress)
-    if empty:
-        chunks = iter([LINE_SCHEMA.empty_table()])
-    for chunk in chunks:
-        part = out / f"part-{next(seq)}.parquet"
-        target = sql_str(part)
-        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {_PARQUET}"),
-                  time_key)
-        staged.parts.append(str(part))
+    """Stage `files` through Arrow: groups of about ARROW_GROUP_BYTES, WORKERS side by side on
+    cursors (reading, gunzip, splitting and DuckDB all release the GIL); parts and progress in
+    input order."""
+    groups = [None] if empty else list(_arrow_groups(files))
+    with ThreadPoolExecutor(WORKERS) as pool:
+        jobs = [pool.submit(_stage_arrow_group, con.cursor(), out, g, seq, time_key)
+                for g in groups]
+        for job in jobs:
+            parts, counts = job.result()
+            staged.parts += parts
+            for name, n in counts:
+                staged.read += n
+                if progress:
+                    progress(name, n)
 
 
-def _chunks(files: list, staged: Staged, progress) -> Iterator[pa.Table]:
+def _arrow_groups(files: list) -> Iterator[list]:
+    group, size = [], 0
+    for f in files:
+        group.append(f)
+        size += (f.length if isinstance(f, duck.ByteRange) else
+                 _size(f.url) if isinstance(f, SourceFile) else ARROW_GROUP_BYTES)
+        if size >= ARROW_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _stage_arrow_group(cur, out: Path, files: list | None, seq, time_key: str) -> tuple[list, list]:
+    """Stage `files` (None: one empty part) on the cursor `cur` (closed after): the parts
+    written, and (source, lines) per batch read."""
+    counts: list[tuple[str, int]] = []
+    parts: list[str] = []
+    chunks = iter([LINE_SCHEMA.empty_table()]) if files is None else _chunks(files, counts)
+    with cur:
+        for chunk in chunks:
+            part = out / f"part-{next(seq)}.parquet"
+            target = sql_str(part)
+            run_stage(cur, chunk, lambda q, t=target: cur.execute(f"COPY ({q}) TO {t} {_PARQUET}"),
+                      time_key)
+            parts.append(str(part))
+    return parts, counts
+
+
+def _chunks(files: list, counts: list) -> Iterator[pa.Table]:
     batches, size = [], 0
     for f in files:
         for batch in f.batches():
-            staged.read += batch.num_rows
-            if progress:
-                progress(f.name, batch.num_rows)
+            counts.append((f.name, batch.num_rows))
             batches.append(batch)
             size += batch.nbytes
             if size >= CHUNK_BYTES:
