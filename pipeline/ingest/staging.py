@@ -35,6 +35,8 @@ GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
 ARROW_GROUP_BYTES = 8 * 1024 * 1024  # Arrow path: input bytes per job (gzip: compressed)
 WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
 SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or more ranges
+# bytes per range: each staged from a scratch copy of its bytes, WORKERS copies at a time
+RANGE_BYTES = 32 * 1024 * 1024
 # input bytes per batch of one ingest (staged, judged and written before the next is read): its
 # scratch space follows the batch, not the input (a gzip file counts by its compressed size)
 BATCH_BYTES = 2 * 1024**3
@@ -91,7 +93,7 @@ def _groups(files: list) -> Iterator[list | duck.ByteRange]:
             yield f
             continue
         n = _size(f.url)
-        ranges = duck.split(f, GROUP_BYTES, WORKERS) if n > SPLIT_BYTES else None
+        ranges = duck.split(f, RANGE_BYTES, WORKERS) if n > SPLIT_BYTES else None
         if ranges is not None:
             yield from ranges
             continue
@@ -111,7 +113,7 @@ def batches(files: list[Source]) -> Iterator[list]:
     batch, size = [], 0
     for f in files:
         n = _size(f.url) if isinstance(f, SourceFile) else 0
-        ranges = duck.split(f, GROUP_BYTES, WORKERS) if n > BATCH_BYTES else None
+        ranges = duck.split(f, RANGE_BYTES, WORKERS) if n > BATCH_BYTES else None
         for item in ranges if ranges is not None else [f]:
             if batch and size >= BATCH_BYTES:
                 yield batch

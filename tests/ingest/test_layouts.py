@@ -158,6 +158,7 @@ def small_ranges(monkeypatch):
     """Ranges of about 64 KiB of files over 512 KiB: the one large file (about 1 MiB) is cut
     into many ranges, the day files (about 330 KiB) are staged whole, a group each."""
     monkeypatch.setattr(staging, "GROUP_BYTES", 64 * 1024)
+    monkeypatch.setattr(staging, "RANGE_BYTES", 64 * 1024)
     monkeypatch.setattr(staging, "SPLIT_BYTES", 512 * 1024)
 
 
@@ -186,7 +187,7 @@ def test_the_large_file_is_cut_into_ranges_both_readers_share(tmp_path: Path, sm
     the delimiter byte, a leading BOM) by the Arrow reader; numbered without a gap."""
     lines = corpus()
     paths, _ = write_layout("one large file", lines, tmp_path / "in")
-    ranges = list(duck.split(SourceFile(paths[0], paths[0]), staging.GROUP_BYTES, staging.WORKERS))
+    ranges = list(duck.split(SourceFile(paths[0], paths[0]), staging.RANGE_BYTES, staging.WORKERS))
     assert len(ranges) >= 14 and len(ranges) % staging.WORKERS == 0
     assert 0 < sum(not r.plain for r in ranges) < len(ranges) // 2
     assert [r.first_line for r in ranges] == [1, *(r.first_line + r.lines for r in ranges[:-1])]
