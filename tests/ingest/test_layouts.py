@@ -219,8 +219,8 @@ def test_split_leaves_gzip_to_the_arrow_reader(tmp_path: Path) -> None:
     assert duck.split(SourceFile(str(p), str(p)), 100) is None
 
 
-def _staging_bytes(store: Path) -> int:
-    return sum(p.stat().st_size for p in (store / "_staging").rglob("*") if p.is_file())
+def _staged_bytes(store: Path) -> int:
+    return sum(p.stat().st_size for p in (store / "_staging").glob("*/staged/*") if p.is_file())
 
 
 @pytest.mark.parametrize("layout", ["one large file", "day files"])
@@ -239,20 +239,27 @@ def test_bounded_batches_store_skip_and_quarantine_the_same_lines(layout: str, t
 
 
 def test_bounded_batches_bound_the_scratch_space(tmp_path: Path, small_ranges, monkeypatch) -> None:
-    """The staged parts of a batch are removed once it is written: the scratch folder's peak
-    (seen at every progress report) is a fraction of the one-pass ingest's."""
+    """A batch's staged parts are removed once it is written: each batch starts with none, and
+    the most any batch holds is a fraction of what the one-pass ingest stages."""
     lines = corpus()
     paths, _ = write_layout("one large file", lines, tmp_path / "in")
+    real = staging.stage_all
     peaks = []
     for batch_bytes in (1 << 40, 200 * 1024):
         monkeypatch.setattr(staging, "BATCH_BYTES", batch_bytes)
         root = tmp_path / f"store-{batch_bytes}"
-        peak = [0]
+        seen: list[tuple[int, int]] = []  # staged bytes before and after each batch's pass 1
 
-        def progress(name: str, n: int, root=root, peak=peak) -> None:
-            peak[0] = max(peak[0], _staging_bytes(root))
+        def observed(*args, root=root, seen=seen, **kw):
+            before = _staged_bytes(root)
+            out = real(*args, **kw)
+            seen.append((before, _staged_bytes(root)))
+            return out
 
-        s = ingest_events(Store(root), paths, progress=progress)
+        monkeypatch.setattr(staging, "stage_all", observed)
+        s = ingest_events(Store(root), paths)
         assert s.balanced and s.read == len(lines)
-        peaks.append(peak[0])
-    assert 0 < peaks[1] < peaks[0] / 2
+        assert all(before == 0 for before, _ in seen)
+        peaks.append((len(seen), max(after for _, after in seen)))
+    assert peaks[0][0] == 1 and peaks[1][0] >= 4
+    assert 0 < peaks[1][1] < peaks[0][1] / 2
