@@ -50,6 +50,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    default=Path(os.environ.get("BENCH_WORK", REPO / "bench" / ".work")),
                    help="inputs and stores, reused across runs (default bench/.work, $BENCH_WORK)")
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--history", choices=("ingested", "generated"), default="ingested",
+                   help="incremental: the history store from the generated fleet through our "
+                        "ingest, or written by generate --store (no JSON: fits a small disk)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     scale = SCALES[args.scale]
     ctx = Ctx(scale=scale, work=args.work_dir.resolve() / args.scale,
-              runs=args.runs or scale.runs)
+              runs=args.runs or scale.runs, history=args.history)
     ctx.work.mkdir(parents=True, exist_ok=True)
     meta = {"machine": machine(), "loadavg": loadavg(), "runs": ctx.runs,
             "code": code_fingerprint()}

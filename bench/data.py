@@ -31,6 +31,7 @@ class Ctx:
     work: Path
     runs: int
     shared: dict = field(default_factory=dict)
+    history: str = "ingested"  # incremental: "generated" builds the history with generate --store
 
     @property
     def inputs(self) -> Path:
@@ -298,3 +299,79 @@ def ensure_small_store(ctx: Ctx) -> tuple[Path, tuple[datetime, datetime]]:
             ingest_snapshot(Store(store), kind, str(fleet.root / name), end)
         _mark(store, {"ingest": summary.to_dict() | {"sources": len(summary.sources)}})
     return store, (end - timedelta(days=1), end)
+
+
+@dataclass
+class Increment:
+    """A history store (a template: runs copy it, never write it) and the hour after it, with
+    the lines of that hour's day before it (`head_files`, already in the history store)."""
+
+    kind: str  # "ingested" (the history fleet through our ingest) | "generated" (generate --store)
+    store: Path
+    head_files: list[str]
+    hour_files: list[str]
+    events: int  # events the history store holds
+    doc: dict
+
+
+def increment_of(h: History) -> Increment:
+    """The standard history (its fleet ingested month by month) as an Increment."""
+    heads = [f for f in h.history_files if "/split/head/" in f]
+    return Increment("ingested", h.store, heads, h.hour_files, h.doc["ingest"]["stored"], h.doc)
+
+
+def ensure_generated_history(ctx: Ctx) -> Increment:
+    """A history store written by the generator (`generate_fleet_store`: typed rows, no JSON,
+    so the 50M-event year fits on a small disk; its uid index built as it writes), then the day
+    after it: the last day of a week-long fleet of the same size generated as JSON (past the
+    first days' installs, so an hour holds a steady state's events), its first 23 hours ingested
+    by our ingest into a hard-link copy of the history (so the hour's partition holds the day so
+    far), its last hour the increment."""
+    from pipeline.gen.generate import generate_fleet
+    from pipeline.gen.tostore import generate_fleet_store
+    from pipeline.ingest.events import ingest_events
+    from pipeline.store import Store
+
+    s = ctx.scale
+    aws, azure = fleet_size(s.history_events, s.history_days)
+    base = ctx.inputs / f"genstore-{human(s.history_events)}-{s.history_days}d-s{SEED}"
+    year = base / f"year-v{schema_version()}"
+    end = end_instant()
+    if _done(year) is None:
+        log(f"generating the history store: {aws} + {azure} instances over {s.history_days} days"
+            f" -> {year}")
+        shutil.rmtree(year, ignore_errors=True)
+        secs, summary = timed(lambda: generate_fleet_store(
+            year, seed=SEED, days=s.history_days, end=end, aws_instances=aws, azure_vms=azure))
+        _mark(year, {"generate": summary.model_dump(mode="json"), "seconds": secs})
+        log(f"  {summary} in {secs:.1f}s")
+    day = base / "next-day"
+    if _done(day) is None:
+        shutil.rmtree(day, ignore_errors=True)
+        secs, summary = timed(lambda: generate_fleet(
+            day / "fleet", seed=SEED + 1, days=7, end=end + timedelta(days=1), aws_instances=aws,
+            azure_vms=azure))
+        last = end.strftime("%Y-%m-%d")
+        cut = (end + timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%S")
+        counts = [_split_at(Path(f), cut, day / "head" / Path(f).parent.name / Path(f).name,
+                            day / "hour" / Path(f).parent.name / Path(f).name)
+                  for f in log_files(day / "fleet" / "auth") if Path(f).name.startswith(last)]
+        shutil.rmtree(day / "fleet")  # the week's other days are not needed
+        _mark(day, {"week_lines": summary.lines_written, "seconds": secs,
+                    "head_lines": sum(c[0] for c in counts),
+                    "hour_lines": sum(c[1] for c in counts)})
+    heads = sorted(str(p) for p in (day / "head").rglob("*.log"))
+    hours = sorted(str(p) for p in (day / "hour").rglob("*.log"))
+    store = base / f"history-v{schema_version()}"
+    doc = _done(store)
+    if doc is None:
+        shutil.rmtree(store, ignore_errors=True)
+        link_copy(year, store)
+        (store / "done.json").unlink()  # a hard link to the year's marker: not to be written
+        secs, head = timed(lambda: ingest_events(Store(store), heads))
+        log(f"  the next day's first 23 h: {head.conservation_line()} in {secs:.1f}s")
+        doc = _done(year) | {"head": head.to_dict() | {"sources": len(head.sources),
+                                                        "seconds": secs}}
+        _mark(store, doc)
+    events = doc["generate"]["run_events"] + doc["generate"]["joins"] + doc["head"]["stored"]
+    return Increment("generated", store, heads, hours, events, doc | {"day": _done(day)})

@@ -74,14 +74,23 @@ def verify_cmd(ctx: click.Context, lock_timeout: float) -> None:
 
 @click.command("compact")
 @lock_timeout_option
+@click.option("--rebuild-index", is_flag=True,
+              help="Rebuild the uid index from the stored events (when verify finds it short).")
 @click.pass_context
 @friendly
-def compact_cmd(ctx: click.Context, lock_timeout: float) -> None:
+def compact_cmd(ctx: click.Context, lock_timeout: float, rebuild_index: bool) -> None:
     """Rewrite every partition holding more than one file into one file, rows kept exactly, in
-    one transaction (readers see the old files or the new ones, never a mix)."""
+    one transaction (readers see the old files or the new ones, never a mix). Files of an older
+    store layout are first migrated to the current one, in a step of their own logged in
+    ingest_log (schema 1's `raw` line becomes typed columns plus `extra`)."""
     from pipeline.store import maintenance
 
-    s = maintenance.compact(_store(ctx), lock_timeout=lock_timeout)
+    s = maintenance.compact(_store(ctx), lock_timeout=lock_timeout, rebuild_index=rebuild_index)
+    if s["migrated"]:
+        click.echo(f"migrated {s['migrated']} file{'' if s['migrated'] == 1 else 's'} of an older "
+                   "layout to the current one (logged in ingest_log as kind migrate)")
+    if "indexed" in s:
+        click.echo(f"rebuilt the uid index: {s['indexed']} uids")
     if not s["partitions"]:
         click.echo("nothing to compact: every partition holds one file")
         return

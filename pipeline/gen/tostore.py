@@ -44,7 +44,7 @@ from pipeline.gen.storewrite import RunFiles
 from pipeline.gen.writer import Background, per_file
 from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.ingest.snapshots import ingest_snapshot
-from pipeline.store import Store
+from pipeline.store import Store, uidbuild
 from pipeline.store.layout import JOINS, RUNS
 from pipeline.store.manifest import Writer
 from pipeline.store.write import write_dataset
@@ -141,6 +141,9 @@ def _store_events(con: duckdb.DuckDBPyConnection, store: Store, s: Shape, source
         build_run_values(con, s, source, w.ingest_id)
         files = _write_runs(con, w, s, source, n_run, say)
         files += write_dataset(con, w, JOINS, joins_sql(s, source, w.ingest_id))
+        uidbuild.ensure(con, w)  # no events stored before these: an empty, complete index
+        for ds in (RUNS, JOINS):
+            uidbuild.index_added(con, w, ds.name)
         log_ingest(con, w, IngestSummary(
             ingest_id=w.ingest_id, sources=[source], read=n_run + n_noise,
             stored=n_run + n_join, skipped=n_noise - n_join, runs=n_run, joins=n_join,

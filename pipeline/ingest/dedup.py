@@ -1,14 +1,15 @@
 """Dedup on uid: judge each staged event against the rest of the input and against the store.
 
-Only narrow columns are read (uid, a content signature, position, partition keys), and only the
-store partitions the input touches, so the cost follows the input, not the history.
+Only narrow columns are read (uid, a content signature, position, partition keys), and of the
+store only the partitions the uid index (`pipeline.store.uidindex`) names for the input's uids,
+wherever they are (another day, another cloud): the cost follows the input, not the history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.store import Store
+from pipeline.store import Store, uidindex
 from pipeline.store.layout import RUNS, Dataset, derived
 from pipeline.store.manifest import Writer
 
@@ -49,14 +50,16 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
     of the staged events that are not fresh: the first copy of a uid in the input (its time read
     with the most fraction digits, then file order, then line order) is fresh unless the store
     has it; another copy (or a stored one) with the same signature is a `duplicate`, with another
-    a `conflict`. Temp table `judged` holds every staged event of `kind`, narrow."""
+    a `conflict`. Temp table `judged` holds every staged event of `kind`, narrow (with the uid
+    index's hash of its uid, `uid_hash`)."""
     keys = _partition_keys(ds)
     pk = ", ".join(f"{derived(k)} AS {k}" for k in keys)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE judged AS SELECT source, line_no, uid, {signature(kind)} "
-        f"AS sig, {_PRECISION} AS prec, {pk} FROM staged WHERE kind = '{kind}'"
+        f"AS sig, {_PRECISION} AS prec, {uidindex.hash_sql()} AS uid_hash, {pk} FROM staged "
+        f"WHERE kind = '{kind}'"
     )
-    existing = _stored_signatures(con, store, w, ds, kind, keys)
+    existing = _stored_signatures(con, store, w, ds, kind)
     # only uids seen more than once are ranked (a window over every event cost more than the
     # rest of the judgement)
     con.execute(
@@ -81,13 +84,13 @@ def judge(con, store: Store, w: Writer, ds: Dataset, kind: str) -> Verdicts:
     return Verdicts(total - duplicates - conflicts, duplicates, conflicts)
 
 
-def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str, keys) -> str:
-    """(uid, sig) of what the store holds in the partitions the input touches."""
-    touched = con.execute(f"SELECT DISTINCT {', '.join(keys)} FROM judged").fetchall()
-    prefixes = {"/".join(f"{k}={v}" for k, v in zip(keys, row, strict=True)) + "/" for row in touched}
-    # what earlier batches of this ingest wrote counts as stored
+def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str) -> str:
+    """(uid, sig) of the stored copies of the input's uids: read from the partitions the uid
+    index names for them, and only those."""
+    parts = uidindex.partitions_holding(con, w, ds.name, "SELECT uid_hash FROM judged")
+    # what earlier batches of this ingest wrote counts as stored (the index has them too)
     rels = [r for r in [*w.base.datasets.get(ds.name, []), *w.added(ds.name)]
-            if r[: r.rfind("/") + 1] in prefixes]
+            if r[: r.rfind("/")] in parts]
     if not rels:
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
     con.execute(f"SET VARIABLE stored_{kind} = $1", [[store.path(ds.name, r) for r in rels]])

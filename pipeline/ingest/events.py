@@ -2,8 +2,9 @@
 
 Pass 1 (`staging`) runs every line through the bulk validator (`stage.stage_sql`) and writes the
 verdicts and typed fields to scratch Parquet. Pass 2 judges each uid against the input and the
-store (narrow columns only). Pass 3 writes the fresh rows into the store's partitions, one plain
-COPY per partition; one manifest commit publishes them with the quarantine and the ingest log.
+store (narrow columns only; the uid index names where the store may hold it). Pass 3 writes the
+fresh rows into the store's partitions, one plain COPY per partition, and their uid index
+entries; one manifest commit publishes them with the quarantine and the ingest log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pipeline import models
 from pipeline.ingest import staging
 from pipeline.ingest.dedup import judge
 from pipeline.sources.base import Source, resolve
-from pipeline.store import Store
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS, derived
 from pipeline.store.manifest import Writer
 from pipeline.store.write import copy_partition, sql_str, write_dataset, write_table
@@ -88,6 +89,7 @@ def ingest_events(
         con = scratch_connection(w)
         store.register(con)
         try:
+            uidbuild.ensure(con, w)  # a store written before the index: built once, here
             # bounded batches, each judged against the store and what earlier ones wrote
             for batch in staging.batches(files):
                 staged = staging.stage_all(con, w, batch, progress, time_key)
@@ -101,6 +103,7 @@ def ingest_events(
                     setattr(summary, f"{kind}s", getattr(summary, f"{kind}s") + v.fresh)
                     if v.fresh:
                         summary.files_added += _write_fresh(con, w, ds, kind)
+                        _index_fresh(con, w, ds, kind)
                 summary.skipped += _count(con, "kind IN ('skip', 'blank')")
                 summary.quarantined += _store_quarantine(con, w, store, summary, files, time_key)
                 staging.drop(staged)
@@ -153,6 +156,16 @@ def _write_fresh(con, w: Writer, ds, kind: str) -> int:
     with ThreadPoolExecutor(staging.WORKERS) as pool:
         outs = list(pool.map(lambda job: _copy(con, w, ds, *job), jobs))
     return sum(len(w.add_tree(ds.name, out)) for out in outs)  # in order, from this thread
+
+
+def _index_fresh(con, w: Writer, ds, kind: str) -> None:
+    """The uid index entries of the fresh rows of `kind`: each uid and its partition (from
+    `judged`, dedup's narrow table of this kind, less the rows that are not fresh)."""
+    part = uidindex.part_sql((c, c) for c, _ in ds.partition)
+    entries = con.sql(
+        f"SELECT uid_hash, {part} AS part FROM judged "
+        f"ANTI JOIN verdict_{kind} USING (source, line_no)").to_arrow_table()
+    uidindex.add(w, ds.name, entries)
 
 
 def _copy(con, w: Writer, ds, query: str, key: dict) -> Path:

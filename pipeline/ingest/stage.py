@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from pipeline import models
 from pipeline.models import AZURE_RUN, INSTANCE_JOIN, SSM_RUN
-from pipeline.store.layout import JOINS, RUNS
+from pipeline.store.layout import JOINS, RUNS, extra_sql
 
 # Teleport's own form, checked cheaply then cast: 2026-05-04T10:00:00.123456789Z
 _FAST_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z"
@@ -143,23 +143,6 @@ def run_stage(con, batch: pa.Table, sink, time_key: str = models.DEFAULT_TIME_KE
             sink(f"({fast}) UNION ALL ({safe})")
     finally:
         con.unregister("batch_lines")
-
-
-def extra_sql(kind: str, line: str, parsed: str) -> str:
-    """SQL for `extra` of a `kind` (run | join) event whose JSON record is `line` and `from_json`
-    struct is `parsed`: its keys the store has no typed column for, as a JSON object; NULL when
-    there are none (almost always)."""
-    fields = sorted({f for ev, m in models.MODELS.items()
-                     if (ev == INSTANCE_JOIN) == (kind == "join")
-                     for f in field_kinds(m) if f in _STORED})
-    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
-    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
-    known = " + ".join(f"({parsed}.{_ident(f)} IS NOT NULL)::INT" for f in fields)
-    unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
-    value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
-    return (f"CASE WHEN len(json_keys({line})) > {known} AND len({unknown}) > 0 "
-            f"THEN CAST(to_json(map_from_entries(list_transform("
-            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
 
 
 def _utf8_or_none(b: bytes | None) -> str | None:

@@ -9,8 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from pipeline import models
+
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
 SCHEMA_VERSION = 2
+# What each older layout had in place of a current column: {version: {dataset: {current column:
+# (older column, type)}}}. Such files still read (views use union_by_name); `maintenance.migrate`
+# rewrites them in the current layout.
+OLDER_COLUMNS = {1: {"runs": {"extra": ("raw", "VARCHAR")}, "joins": {"extra": ("raw", "VARCHAR")}}}
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,14 @@ class Dataset:
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
+
+    def columns_at(self, version: int) -> tuple[tuple[str, str], ...]:
+        """The file columns this dataset had in schema `version` (the current ones by default)."""
+        cols = self.columns
+        for v in range(SCHEMA_VERSION - 1, version - 1, -1):
+            older = OLDER_COLUMNS.get(v, {}).get(self.name, {})
+            cols = tuple(older.get(c, (c, t)) for c, t in cols)
+        return cols
 
     def empty_select(self) -> str:
         """SQL selecting zero rows with exactly this dataset's file columns and types."""
@@ -60,6 +74,34 @@ ENVELOPE = (
 # `extra`: a JSON object of the event's keys that the typed columns do not hold (NULL when
 # none), so typed columns + extra give back every field Teleport wrote.
 PROVENANCE = (("extra", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHAR"))
+
+
+def typed_keys(kind: str) -> list[str]:
+    """The JSON keys of a `kind` (run | join) event that the store keeps in typed columns: the
+    models' fields (by their JSON name) that are columns of runs or joins, sorted."""
+    stored = {c for ds in (RUNS, JOINS) for c in ds.column_names}
+    return sorted({info.alias or name for ev, m in models.MODELS.items()
+                   if (ev == models.INSTANCE_JOIN) == (kind == "join")
+                   for name, info in m.model_fields.items()} & stored)
+
+
+def extra_sql(kind: str, line: str, parsed: str | None = None) -> str:
+    """SQL for `extra` of a `kind` (run | join) event whose JSON record is `line` and `from_json`
+    struct is `parsed` (if at hand: a shortcut): its keys the store has no typed column for, as
+    a JSON object; NULL when there are none (almost always)."""
+    fields = typed_keys(kind)
+    unknown = f"list_filter(json_keys({line}), lambda k: NOT list_contains({fields}, k))"
+    value = f"json_extract({line}, '$.\"' || replace(k, '\"', '\\\"') || '\"')"
+    # every non-null field of `parsed` is a key of the line (from_json matches keys exactly), so
+    # a line with no more keys than that has no unknown key: the key-by-key scan is skipped
+    ident = lambda f: '"' + f.replace('"', '""') + '"'  # noqa: E731
+    known = (f"len(json_keys({line})) > "
+             + " + ".join(f"({parsed}.{ident(f)} IS NOT NULL)::INT" for f in fields) + " AND "
+             if parsed else "")
+    return (f"CASE WHEN {known}len({unknown}) > 0 "
+            f"THEN CAST(to_json(map_from_entries(list_transform("
+            f"{unknown}, lambda k: struct_pack(k := k, v := {value})))) AS VARCHAR) END")
+
 
 RUNS = Dataset(
     "runs",
@@ -202,6 +244,11 @@ ROLLUP_TRENDS = Dataset(  # failure_trends rows of each day, bucket 'day', every
     ),
     (("event_date", "DATE"),),
 )
+
+# The uid index (pipeline/store/uidindex.py): files under `uid_index/<dataset>/`, listed in the
+# manifest as dataset `uid_index`; not Parquet, not a view. INDEXED: the datasets it covers.
+UID_INDEX = "uid_index"
+INDEXED = ("runs", "joins")
 
 DATASETS: dict[str, Dataset] = {
     d.name: d

@@ -12,8 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from pipeline.store import Store, StoreError
-from pipeline.store.layout import DATASETS, INGEST_LOG, SNAPSHOT_LOG, Dataset
+from pipeline.store import Store, StoreError, uidbuild, uidindex
+from pipeline.store.layout import (
+    DATASETS,
+    INDEXED,
+    INGEST_LOG,
+    SCHEMA_VERSION,
+    SNAPSHOT_LOG,
+    Dataset,
+)
+from pipeline.store.migrate import migrate
 from pipeline.store.write import sql_str
 
 EVENT_DATASETS = ("runs", "joins")
@@ -61,11 +69,17 @@ def count_rows(con, files: list[str]) -> int:
     ).fetchall()[0][0]
 
 
-def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
+def compact(store: Store, *, lock_timeout: float = 60.0, rebuild_index: bool = False) -> dict:
     """Rewrite every partition holding more than one file into one file, in one transaction.
-    Rows are kept exactly (checked by count before commit). Returns counts of the work done."""
+    Rows are kept exactly (checked by count before commit). Files of an older layout are first
+    migrated to the current one (`pipeline.store.migrate`, its own logged transaction: a rewrite never
+    drops a column an older layout kept). The uid index files of a dataset are merged into one
+    as well (dropping entries of partitions retention removed), or, with `rebuild_index`,
+    rebuilt from the data. Returns counts of the work done, `migrated` the files migrated."""
     store.require()
-    summary = {"partitions": 0, "files_before": 0, "files_after": 0, "rows": 0}
+    summary = {"partitions": 0, "files_before": 0, "files_after": 0, "rows": 0, "migrated": 0}
+    if store.manifest().schema_version < SCHEMA_VERSION:
+        summary["migrated"] = migrate(store, lock_timeout=lock_timeout)["files"]
     with store.writer(timeout=lock_timeout) as w:
         con = plain_connection(store)
         try:
@@ -93,6 +107,11 @@ def compact(store: Store, *, lock_timeout: float = 60.0) -> dict:
                     summary["files_after"] += 1
                     summary["rows"] += after
                 w.add_tree(name, out_root)
+            if rebuild_index:
+                con.execute(f"SET temp_directory = {sql_str(w.scratch('spill'))}")
+                summary["indexed"] = uidbuild.build(con, w)
+            for name in INDEXED:
+                uidindex.compact(w, name)
             w.commit()
         finally:
             con.close()

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.store import coverage as cov
-from pipeline.store import remote
-from pipeline.store.layout import DATASETS, SCHEMA_VERSION
+from pipeline.store import lease, remote
+from pipeline.store.errors import LeaseLost, StoreError, StoreLocked
+from pipeline.store.layout import DATASETS, INDEXED, SCHEMA_VERSION, UID_INDEX
 
 MANIFEST = "_manifest.json"
 LOCK = "_lock"
@@ -28,12 +29,7 @@ SCHEMA_DIR = "_schema"
 RETIRE_GRACE = timedelta(hours=24)
 
 
-class StoreError(Exception):
-    """The store is missing, unreadable or inconsistent; the message says what to do."""
-
-
-class StoreLocked(StoreError):
-    """Another writer holds the store's lock."""
+__all__ = ["LeaseLost", "Manifest", "Store", "StoreError", "StoreLocked", "Writer"]
 
 
 def new_ingest_id(now: datetime | None = None) -> str:
@@ -48,13 +44,19 @@ class Manifest:
     files commits dropped that are kept until RETIRE_GRACE has passed ("dataset/rel" -> when);
     and the event-time windows the store holds whole (`coverage`, see `pipeline.store.coverage`:
     recorded by the ingests that read every source file of their window, committed with their
-    data, so a reader never sees a window as covered before its events are visible)."""
+    data, so a reader never sees a window as covered before its events are visible).
+
+    `schema_version` is the oldest layout a committed file may have (a write keeps it; only a
+    migration raises it). `uid_index` is the format of the uid index (`pipeline.store.uidindex`)
+    when it lists every stored event, else 0: a commit by a version that does not know the index
+    drops the key, and the next ingest rebuilds the index."""
 
     version: int = 0
     schema_version: int = SCHEMA_VERSION
     datasets: dict[str, list[str]] = field(default_factory=dict)
     retired: dict[str, str] = field(default_factory=dict)
     coverage: list[cov.Interval] = field(default_factory=list)
+    uid_index: int = 0
 
     def to_json(self) -> str:
         d = {
@@ -66,6 +68,8 @@ class Manifest:
         }
         if self.coverage:  # absent until a first complete window (older stores read the same)
             d["coverage"] = cov.to_json(self.coverage)
+        if self.uid_index:
+            d["uid_index"] = self.uid_index
         return json.dumps(d, indent=1)
 
     @classmethod
@@ -73,7 +77,8 @@ class Manifest:
         d = json.loads(text)
         return cls(version=d["version"], schema_version=d["schema_version"],
                    datasets=d["datasets"], retired=d.get("retired", {}),
-                   coverage=cov.from_json(d.get("coverage", [])))
+                   coverage=cov.from_json(d.get("coverage", [])),
+                   uid_index=int(d.get("uid_index", 0)))
 
     def kept(self) -> set[str]:
         """Files (`dataset/rel`) a sweep must leave: committed, or retired and in their grace."""
@@ -88,9 +93,12 @@ class Manifest:
 class Store:
     """A store root: a local folder, or an object-storage URL (see `pipeline.store.remote`)."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], *,
+                 lease_policy: lease.LeasePolicy | None = None):
         self.url = str(root)
         self.remote = remote.is_url(self.url)
+        self.lease_policy = lease_policy  # object storage: the writers' lease (None: defaults)
+        self._objects = None
         if self.remote:
             self.fs, self._base = remote.filesystem(self.url)
             self.root = None  # no local folder
@@ -138,16 +146,36 @@ class Store:
 
     def manifest(self) -> Manifest:
         """The committed manifest (an empty one before the first write)."""
+        return self._manifest_and_etag(versioned=False)[0]
+
+    def _manifest_and_etag(self, versioned: bool = True) -> tuple[Manifest, str | None]:
+        """The committed manifest and, on object storage when `versioned`, the ETag it was read
+        with (None: no manifest yet), for the commit's compare-and-swap."""
+        etag = None
         try:
-            if self.remote:
+            if self.remote and versioned:
+                got = self.objects().get(f"{self._base}/{MANIFEST}")
+                if got is None:
+                    return Manifest(), None
+                text, etag = got[0].decode(), got[1]
+            elif self.remote:
                 text = self.fs.cat_file(f"{self._base}/{MANIFEST}").decode()
             else:
                 text = (self.root / MANIFEST).read_text()
-            return Manifest.from_json(text)
+            return Manifest.from_json(text), etag
         except FileNotFoundError:
-            return Manifest()
+            return Manifest(), None
         except (OSError, ValueError, KeyError) as e:
             raise StoreError(f"unreadable manifest {self.path(MANIFEST)}: {e}") from e
+
+    def objects(self) -> remote.ConditionalObjects:
+        """Conditional requests on this (object-storage) store: StoreError where there are none."""
+        if self._objects is None:
+            try:
+                self._objects = remote.ConditionalObjects(self.fs, self.url)
+            except NotImplementedError as e:
+                raise StoreError(str(e)) from None
+        return self._objects
 
     def coverage(self) -> list[cov.Interval]:
         """The committed coverage: the event-time windows this store holds whole."""
@@ -171,10 +199,12 @@ class Store:
         return self.path(SCHEMA_DIR, dataset, DATASETS[dataset].placeholder_path())
 
     def locked(self, timeout: float = 60.0):
-        """The writers' lock (a context manager) without a Writer: for checks that read a store
-        that must not change meanwhile. Raises StoreLocked after `timeout` seconds."""
+        """The writers' lock (a context manager giving its guard: `check()` at each write step,
+        `renew()` before a commit, both raising LeaseLost once another writer has the store)
+        without a Writer: for checks that read a store that must not change meanwhile. Raises
+        StoreLocked after `timeout` seconds."""
         if self.remote:
-            return remote.locked(self.fs, self.fs_path(LOCK), timeout, StoreLocked)
+            return lease.held(self.objects(), self.fs_path(LOCK), timeout, self.lease_policy)
         return _locked(self.root / LOCK, timeout)
 
     @contextlib.contextmanager
@@ -190,23 +220,34 @@ class Store:
                 _mkdirs(self.root)
             except OSError as e:
                 raise StoreError(f"cannot create store folder {self.root}: {e.strerror or e}") from e
-        with self.locked(timeout):
-            m = self.manifest()
-            self._sweep(m)
+        with self.locked(timeout) as guard:
+            m, etag = self._manifest_and_etag()
+            m, etag = self._sweep(m, etag)
             expired = self._delete_expired(m)
             self._ensure_schema_files()
-            w = Writer(self, ingest_id or new_ingest_id(), expired)
+            w = Writer(self, ingest_id or new_ingest_id(), expired, guard=guard, base=(m, etag))
             try:
                 yield w
             finally:
                 w.abandon()  # uncommitted files go with the staging folder
 
-    def _sweep(self, m: Manifest) -> None:
+    def _sweep(self, m: Manifest, etag: str | None) -> tuple[Manifest, str | None]:
+        """Delete what writers that never committed left. On object storage such a writer may
+        only have lost its lease, not died: the manifest is first re-committed under a new
+        version (a fence), so that a late commit of that writer, naming files swept here, fails
+        its compare-and-swap."""
         kept = m.kept()
-        if self.remote:
-            remote.sweep(self.fs, self._base, kept)
-        else:
+        if not self.remote:
             _sweep_staging(self.root, {str(self.root / rel) for rel in kept})
+            return m, etag
+        records = remote.staging_records(self.fs, self._base)
+        if records:
+            m = Manifest(version=m.version + 1, schema_version=m.schema_version,
+                         datasets=m.datasets, retired=m.retired, coverage=m.coverage,
+                         uid_index=m.uid_index)
+            etag = self._write_manifest(m, etag)
+        remote.sweep(self.fs, self._base, kept, records)
+        return m, etag
 
     def _delete_expired(self, m: Manifest) -> set[str]:
         """Delete the retired files past their grace; the next commit forgets them."""
@@ -234,29 +275,46 @@ class Store:
         else:
             (self.root / rel).unlink(missing_ok=True)
 
-    def _write_manifest(self, m: Manifest) -> None:
-        if self.remote:
-            self.fs.pipe_file(f"{self._base}/{MANIFEST}", m.to_json().encode())
-        else:
+    def _write_manifest(self, m: Manifest, etag: str | None = None) -> str | None:
+        """Replace the manifest; on object storage only if it still has the ETag `etag` (None:
+        only if there is none yet), returning the new ETag."""
+        if not self.remote:
             _atomic_write(self.root / MANIFEST, m.to_json())
+            return None
+        try:
+            return self.objects().put(f"{self._base}/{MANIFEST}", m.to_json().encode(), etag)
+        except remote.Conflict:
+            raise StoreError("manifest changed under the lock (another writer committed); "
+                             "nothing was committed (run the write again)") from None
 
     def _ensure_schema_files(self) -> None:
+        missing = []
+        for name, ds in DATASETS.items():
+            rel = f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}"
+            present = self.fs.exists(f"{self._base}/{rel}") if self.remote else (self.root / rel).exists()
+            if not present:
+                missing.append(name)
+        self.rewrite_schema_files(missing)
+
+    def rewrite_schema_files(self, names: list[str]) -> None:
+        """(Re)write the zero-row schema anchors of datasets `names` in the current layout (each
+        replaced in one step: a rename, or one PUT). For writers holding the lock."""
         import tempfile
 
         import duckdb
 
-        con = None
-        for name, ds in DATASETS.items():
-            rel = f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}"
-            present = self.fs.exists(f"{self._base}/{rel}") if self.remote else (self.root / rel).exists()
-            if present:
-                continue
-            con = con or duckdb.connect()
-            with tempfile.TemporaryDirectory() as tmp:
-                local = Path(tmp) / "schema.parquet"
-                con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(local)}' (FORMAT parquet)")
-                self._put(local, rel)
-        if con is not None:
+        if not names:
+            return
+        con = duckdb.connect()
+        try:
+            for name in names:
+                ds = DATASETS[name]
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = Path(tmp) / "schema.parquet"
+                    con.execute(f"COPY ({ds.empty_select()}) TO '{_sql_path(local)}' "
+                                "(FORMAT parquet)")
+                    self._put(local, f"{SCHEMA_DIR}/{name}/{ds.placeholder_path()}")
+        finally:
             con.close()
 
 
@@ -272,7 +330,8 @@ def _unused(rel: str, taken: set[str]) -> str:
 class Writer:
     """One transaction on the store: stage files, then commit them in one manifest write."""
 
-    def __init__(self, store: Store, ingest_id: str, expired: set[str] = frozenset()):
+    def __init__(self, store: Store, ingest_id: str, expired: set[str] = frozenset(), *,
+                 guard=None, base: tuple[Manifest, str | None] | None = None):
         import tempfile
 
         self.store = store
@@ -282,7 +341,10 @@ class Writer:
         else:
             self.staging = store.root / STAGING / ingest_id
             _mkdirs(self.staging)
-        self.base = store.manifest()
+        self.base, self._etag = base or store._manifest_and_etag()
+        self._guard = guard or _NO_GUARD
+        self.schema_version = self.base.schema_version  # a migration raises it
+        self.uid_index = self.base.uid_index  # pipeline.store.uidindex keeps it
         self._expired = set(expired)  # retired files deleted when this writer started
         self._added: dict[str, list[str]] = {}
         self._removed: dict[str, set[str]] = {}
@@ -299,18 +361,30 @@ class Writer:
         if not produced.exists():
             return []
         srcs = sorted(produced.rglob("*.parquet"))
+        rels = [src.relative_to(produced).as_posix() for src in srcs]
+        return self.add_files(dataset, dict(zip(rels, srcs, strict=True)))
+
+    def add_files(self, dataset: str, files: dict[str, Path]) -> list[str]:
+        """Place finished local files (by their path relative to the dataset folder) into the
+        dataset; invisible to readers until `commit()`. Checks the writer still holds the lock."""
+        self._guard.check()
         taken = set(self._added.get(dataset, ()))
         # a name this write already used (an earlier batch of one ingest): numbered on
-        rels = [_unused(src.relative_to(produced).as_posix(), taken) for src in srcs]
+        files = {_unused(rel, taken): files[rel] for rel in sorted(files)}
+        rels = sorted(files)
         self._record_intents([f"{dataset}/{rel}" for rel in rels])  # so a crash can be swept
-        for src, rel in zip(srcs, rels, strict=True):
-            self.store._put(src, f"{dataset}/{rel}")
+        for rel in rels:
+            self.store._put(files[rel], f"{dataset}/{rel}")
         self._added.setdefault(dataset, []).extend(rels)
         return rels
 
     def added(self, dataset: str) -> list[str]:
-        """The files of `dataset` this write added so far (not yet committed)."""
-        return list(self._added.get(dataset, ()))
+        """Files placed into `dataset` by this writer and not yet committed."""
+        return list(self._added.get(dataset, []))
+
+    def removed(self, dataset: str) -> set[str]:
+        """Committed files of `dataset` this writer drops at its commit."""
+        return set(self._removed.get(dataset, set()))
 
     def _record_intents(self, rels: list[str]) -> None:
         self._intents.extend(rels)
@@ -326,6 +400,13 @@ class Writer:
     def remove(self, dataset: str, rels: list[str]) -> None:
         """Drop committed files from the dataset at commit (deleted after RETIRE_GRACE)."""
         self._removed.setdefault(dataset, set()).update(rels)
+
+    def discard(self, dataset: str, rels: list[str]) -> None:
+        """Take back files this writer placed (not committed): forgotten and deleted now."""
+        gone = set(rels)
+        self._added[dataset] = [r for r in self._added.get(dataset, []) if r not in gone]
+        for rel in rels:
+            self.store._delete(f"{dataset}/{rel}")
 
     def cover(self, start: datetime, end: datetime) -> None:
         """Record at commit that the store holds every event of [start, end): call it only when
@@ -343,11 +424,16 @@ class Writer:
 
     def commit(self) -> Manifest:
         """Publish the staged changes atomically; a no-op when nothing changed."""
-        if not self.changed:
+        if not self.changed:  # (a uid index marked complete over no events need not be saved)
             return self.base
-        current = self.store.manifest()
-        if current.version != self.base.version:
-            raise StoreError("manifest changed under the lock; refusing to commit")
+        self._guard.renew()  # proves the lock is still ours (object storage: LeaseLost if not)
+        self._check_indexed()
+        if self.store.remote:  # the PUT below is conditional on the manifest we started from
+            current = self.base
+        else:
+            current = self.store.manifest()
+            if current.version != self.base.version:
+                raise StoreError("manifest changed under the lock; refusing to commit")
         datasets = {k: list(v) for k, v in current.datasets.items()}
         for name, rels in self._removed.items():
             datasets[name] = [r for r in datasets.get(name, []) if r not in rels]
@@ -358,13 +444,27 @@ class Writer:
         now = datetime.now(UTC).isoformat()
         retired = {rel: at for rel, at in current.retired.items() if rel not in self._expired}
         retired |= {f"{name}/{rel}": now for name, rels in self._removed.items() for rel in rels}
-        new = Manifest(version=current.version + 1, datasets=datasets, retired=retired,
-                       coverage=self._coverage)
-        self.store._write_manifest(new)
+        new = Manifest(version=current.version + 1, schema_version=self.schema_version,
+                       datasets=datasets, retired=retired, coverage=self._coverage,
+                       uid_index=self.uid_index)
+        self._etag = self.store._write_manifest(new, self._etag)
         self._clear_intents()
         self.base = new
         self._added, self._removed = {}, {}
         return new
+
+    def _check_indexed(self) -> None:
+        """While the uid index lists every stored event, events are only added with their
+        entries (pipeline.store.uidindex), or in a partition this commit rewrites."""
+        if not self.uid_index:
+            return
+        indexed = {r.split("/", 1)[0] for r in self._added.get(UID_INDEX, [])}
+        for name in INDEXED:
+            rewritten = {r.rsplit("/", 1)[0] for r in self._removed.get(name, ())}
+            new = [r for r in self._added.get(name, []) if r.rsplit("/", 1)[0] not in rewritten]
+            if new and name not in indexed:
+                raise StoreError(f"internal error: {name} files added without uid index "
+                                 "entries; nothing was committed")
 
     def _clear_intents(self) -> None:
         self._intents = []
@@ -461,8 +561,21 @@ def _sweep_one(folder: Path, committed: set[str]) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+class _Flock:
+    """The guard of a local store's lock: a flock cannot be lost while the holder lives."""
+
+    def check(self) -> None:
+        pass
+
+    def renew(self) -> None:
+        pass
+
+
+_NO_GUARD = _Flock()
+
+
 @contextlib.contextmanager
-def _locked(path: Path, timeout: float) -> Iterator[None]:
+def _locked(path: Path, timeout: float) -> Iterator[_Flock]:
     """flock the lock file (released by the kernel if the holder dies: no stale locks)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     try:
@@ -483,7 +596,7 @@ def _locked(path: Path, timeout: float) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
         try:
-            yield
+            yield _NO_GUARD
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

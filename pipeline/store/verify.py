@@ -11,12 +11,15 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.store import Store
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.layout import (
     DATASETS,
+    INDEXED,
     INGEST_LOG,
+    ROLLUPS,
     SCHEMA_VERSION,
     SNAPSHOT_LOG,
+    UID_INDEX,
     Dataset,
     derived,
 )
@@ -46,23 +49,26 @@ def verify(store: Store, *, lock_timeout: float = 60.0) -> list[str]:
     with store.locked(lock_timeout):
         manifest = store.manifest()
         problems: list[str] = []
-        if manifest.schema_version != SCHEMA_VERSION:
-            problems.append(f"manifest schema_version {manifest.schema_version}, "
-                            f"code expects {SCHEMA_VERSION}")
-        listing = {name: _listing(store, name) for name in DATASETS}
+        oldest = manifest.schema_version  # files may have any layout from this one on
+        if not 1 <= oldest <= SCHEMA_VERSION:
+            problems.append(f"manifest schema_version {oldest}: this version reads schema 1 to "
+                            f"{SCHEMA_VERSION} (a newer discovery-history wrote the store?)")
+        listing = {name: _listing(store, name) for name in [*DATASETS, UID_INDEX]}
         problems += _check_files_on_disk(store, manifest, listing)
         con = plain_connection(store)
         try:
             present = {name: [r for r in manifest.datasets.get(name, []) if r in listing[name]]
                        for name in DATASETS}
             for name, ds in DATASETS.items():
-                schema_problems, bad = _check_schema(con, store, ds, present[name])
+                schema_problems, bad = _check_schema(con, store, ds, present[name], oldest)
                 problems += schema_problems
                 present[name] = [r for r in present[name] if r not in bad]  # unreadable as rows
                 problems += _guarded(f"partitions of {name}", _check_partitions, con, store, ds,
                                      present[name])
             problems += _guarded("duplicate uids", _check_duplicates, con, store, present)
             problems += _guarded("row counts", _check_counts, con, store, present)
+            problems += _guarded("the uid index", _check_uid_index, con, store, manifest,
+                                 present, listing[UID_INDEX])
         finally:
             con.close()
     return problems
@@ -95,7 +101,7 @@ def _leftover_staging(store: Store) -> list[str]:
 
 def _check_files_on_disk(store: Store, manifest, listing: dict[str, set[str]]) -> list[str]:
     problems = []
-    for name in DATASETS:
+    for name in listing:
         listed, on_disk = set(manifest.datasets.get(name, [])), listing[name]
         retired = {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
         orphans = on_disk - listed - retired  # retired ones are kept on purpose, for a while
@@ -115,15 +121,20 @@ def _guarded(what: str, check, *args) -> list[str]:
     """Run a content check; a file DuckDB cannot read becomes a problem, not a crash."""
     try:
         return check(*args)
-    except duckdb.Error as e:
+    except (duckdb.Error, OSError, ValueError) as e:  # (Arrow's errors are ValueErrors)
         return [f"cannot check {what}: {str(e).splitlines()[0]}"]
 
 
-def _check_schema(con, store: Store, ds: Dataset, rels: list[str]) -> tuple[list[str], set[str]]:
-    """Problems, and the manifest entries whose files do not have the layout's columns."""
+def _check_schema(con, store: Store, ds: Dataset, rels: list[str], oldest: int = SCHEMA_VERSION
+                  ) -> tuple[list[str], set[str]]:
+    """Problems, and the manifest entries whose files have neither the layout's columns nor
+    those of an older layout the manifest allows (schema `oldest` on, read by union_by_name)."""
     want = [(c, t) for c, t in ds.columns]
+    accepted = [list(ds.columns_at(v)) for v in range(max(oldest, 1), SCHEMA_VERSION + 1)]
     schema_rel = f"{SCHEMA_DIR}/{ds.name}/{ds.placeholder_path()}"
     files = [(store.path(schema_rel), None, schema_rel)]
+    if ds.name in ROLLUPS and not rels and not _exists(store, schema_rel):
+        files = []  # a store from before rollups: the next write adds their schema files
     files += [(store.path(ds.name, r), r, f"{ds.name}/{r}") for r in rels]
     problems: list[str] = []
     bad: set[str] = set()
@@ -137,12 +148,16 @@ def _check_schema(con, store: Store, ds: Dataset, rels: list[str]) -> tuple[list
                             f"{str(e).splitlines()[0]}")
             bad.add(rel)
             continue
-        if got != want:
+        if got not in accepted:
             diff = sorted(set(got) ^ set(want))
             shown = ", ".join(" ".join(d) for d in diff[:6]) or "column order"
             problems.append(f"schema mismatch in {shown_rel}: {shown}")
             bad.add(rel)
     return problems, bad
+
+
+def _exists(store: Store, rel: str) -> bool:
+    return store.fs.exists(store.fs_path(rel)) if store.remote else (store.root / rel).exists()
 
 
 def _check_partitions(con, store: Store, ds: Dataset, rels: list[str]) -> list[str]:
@@ -221,4 +236,42 @@ def _check_counts(con, store: Store, present: dict[str, list[str]]) -> list[str]
         if have != want:
             problems.append(f"row count mismatch: {name} holds {have} rows, snapshot_log "
                             f"records {want}")
+    return problems
+
+
+def _check_uid_index(con, store: Store, manifest, present: dict[str, list[str]],
+                     on_disk: set[str]) -> list[str]:
+    """While the manifest vouches for the uid index: every stored event has an entry naming
+    its partition, and each index file is sorted. (Entries of partitions no longer stored are
+    allowed: a lookup confirms its hits against the data.)"""
+    import tempfile
+
+    import numpy as np
+
+    if manifest.uid_index != uidindex.FORMAT:
+        return []  # not built yet (a store from before the index): the next ingest builds it
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="discovery-history-verify-") as tmp:
+        for name in INDEXED:
+            files = [r for r in uidindex.files_of(manifest, name) if r in on_disk]
+            for rel in files:
+                f = uidindex.open_file(uidindex.local_copy(store, rel, Path(tmp)))
+                flat = np.concatenate(f.hashes) if f.hashes else np.empty(0, np.uint64)
+                if len(flat) != uidindex.rows_of(rel) or (flat[1:] < flat[:-1]).any():
+                    problems.append(f"uid index file {UID_INDEX}/{rel} is damaged (unsorted, or "
+                                    "not the rows its name says)")
+            if not present[name]:
+                continue
+            con.register("uid_index_entries", uidbuild.read_all(store, manifest, name, Path(tmp)))
+            con.execute("SET VARIABLE uid_index_data = $1",
+                        [dataset_files(store, name, present[name])])
+            n, example = con.execute(
+                f"SELECT count(*), min(d.part) FROM ({uidbuild.data_sql(store, name)}) d "
+                "ANTI JOIN uid_index_entries i ON i.uid_hash = d.uid_hash "
+                "AND CAST(i.part AS VARCHAR) = d.part").fetchall()[0]
+            con.unregister("uid_index_entries")
+            if n:
+                problems.append(f"uid index of {name} lacks {n} stored uids (e.g. in {example}); "
+                                "copies of them would be stored again (rebuild it: "
+                                "`discovery-history compact --rebuild-index`)")
     return problems

@@ -156,6 +156,11 @@ def test_verify_lists_each_problem_and_exits_1(lake: Path, damage) -> None:
         assert any(fragment in i for i in items), (fragment, items)
 
 
+def data_files(lake: Path) -> int:
+    """Files of the datasets (the uid index files are not counted)."""
+    return sum(len(v) for k, v in manifest(lake)["datasets"].items() if k != "uid_index")
+
+
 def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
     p = cli("--store", str(lake), "verify")
     assert (p.returncode, p.stderr) == (0, ""), p.stderr
@@ -164,7 +169,7 @@ def test_verify_on_a_sound_store_says_ok_with_counts(lake: Path) -> None:
     assert p.stdout == (
         f"store OK: {lake} (manifest v{manifest(lake)['version']}): runs {runs}, joins 0, "
         "quarantine 1, node_snapshots 1, user_task_snapshots 0, snapshot_log 1, ingest_log 3, "
-        f"rollup_latest 0, rollup_trends 0 rows in {sum(len(v) for v in manifest(lake)['datasets'].values())} files\n")
+        f"rollup_latest 0, rollup_trends 0 rows in {data_files(lake)} files\n")
     assert runs == 11
 
 
@@ -202,6 +207,36 @@ def test_compact_merges_partitions_keeps_rows_and_verifies(lake: Path) -> None:
     assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
     again = cli("--store", str(lake), "compact")
     assert again.stdout == "nothing to compact: every partition holds one file\n"
+
+
+def test_compact_migrates_an_old_layout_first_and_says_so(tmp_path: Path) -> None:
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "store-v1"
+    lake = shutil.copytree(fixture, tmp_path / "lake")
+    p = cli("--store", str(lake), "compact")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert p.stdout.splitlines()[0] == ("migrated 3 files of an older layout to the current one "
+                                        "(logged in ingest_log as kind migrate)")
+    assert manifest(lake)["schema_version"] == 2
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
+
+
+def test_compact_rebuilds_a_uid_index_verify_finds_short(lake: Path) -> None:
+    from pipeline.store import uidindex
+
+    store = Store(lake)
+    with store.writer() as w:  # damage: the index loses its files, the manifest still vouches
+        w.remove("uid_index", w.base.datasets["uid_index"])
+        w.commit()
+    damaged = cli("--store", str(lake), "verify")
+    assert damaged.returncode == 1 and "uid index of runs lacks" in damaged.stdout
+    p = cli("--store", str(lake), "compact", "--rebuild-index")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    with connect(store) as con:
+        stored = con.execute("SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM joins)"
+                             ).fetchall()[0][0]
+    assert f"rebuilt the uid index: {stored} uids\n" in p.stdout
+    assert len(uidindex.files_of(store.manifest(), "runs")) == 1
+    assert cli("--store", str(lake), "verify").stdout.startswith("store OK: ")
 
 
 def test_rollup_builds_then_has_nothing_to_do(lake: Path) -> None:

@@ -327,12 +327,6 @@ def test_uid_conflict_with_already_stored_event(store: Store, tmp_path: Path) ->
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a uid already stored is only looked up in the partitions the new input touches, "
-    "so the same uid with a different time (other event_date) or cloud from a later ingest is "
-    "stored a second time instead of being quarantined",
-)
 @pytest.mark.parametrize(
     "second",
     [

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.store import Store, StoreError
-from pipeline.store.layout import DATASETS, ROLLUPS
+from pipeline.store.layout import DATASETS, ROLLUPS, UID_INDEX
 from pipeline.store.manifest import LOCK, MANIFEST, SCHEMA_DIR, STAGING
 
 SCRIPT = Path(sys.executable).with_name("discovery-history")
@@ -262,7 +262,7 @@ def unreferenced(path: Path) -> list[str]:
     store = Store(path)
     manifest = store.manifest()
     extra = []
-    for name, ds in DATASETS.items():
+    for name in [*DATASETS, UID_INDEX]:
         named = set(manifest.datasets.get(name, []))
         named |= {r.split("/", 1)[1] for r in manifest.retired if r.startswith(f"{name}/")}
         base = path / name
@@ -270,13 +270,14 @@ def unreferenced(path: Path) -> list[str]:
             rel = p.relative_to(base).as_posix()
             if p.is_file() and rel not in named:
                 extra.append(f"{name}/{rel}")
+    for name, ds in DATASETS.items():
         schema = path / SCHEMA_DIR / name
         for p in sorted(schema.rglob("*")) if schema.exists() else []:
             if p.is_file() and p.relative_to(schema).as_posix() != ds.placeholder_path():
                 extra.append(f"{SCHEMA_DIR}/{name}/{p.relative_to(schema).as_posix()}")
     extra += [f"{STAGING}/{p.name}" for p in sorted((path / STAGING).iterdir())] \
         if (path / STAGING).exists() else []
-    allowed = {MANIFEST, LOCK, STAGING, SCHEMA_DIR, *DATASETS}
+    allowed = {MANIFEST, LOCK, STAGING, SCHEMA_DIR, UID_INDEX, *DATASETS}
     extra += [p.name for p in sorted(path.iterdir()) if p.name not in allowed] \
         if path.exists() else []
     return extra

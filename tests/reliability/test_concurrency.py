@@ -5,6 +5,7 @@ lease on object storage (a moto S3 server on loopback)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.events import ingest_events
-from pipeline.store import Store, StoreLocked
+from pipeline.query.views import connect
+from pipeline.store import LeaseLost, Store, StoreLocked
 from pipeline.store.manifest import LOCK, STAGING
 from pipeline.store.verify import verify
 from tests.conftest import T0, make_azure_run, make_run, write_lines
@@ -228,10 +230,11 @@ def test_lock_of_a_sigkilled_writer_is_recovered(fleet: crash.Fleet, tmp_path: P
 
 S3_HOLDER = r"""
 import sys, time
-import pipeline.store.remote as remote
-remote.LEASE_SECONDS = float(sys.argv[2])  # a short lease, so the test need not wait an hour
 from pipeline.store import Store
-with Store(sys.argv[1]).writer() as w:
+from pipeline.store.lease import LeasePolicy
+# not renewed: it stands for a writer that died (the test moves the next writer's clock past it)
+policy = LeasePolicy(seconds=float(sys.argv[2]), renewer=False)
+with Store(sys.argv[1], lease_policy=policy).writer() as w:
     out = w.scratch("out") / "cloud=aws" / "event_date=2026-05-04"
     out.mkdir(parents=True)
     (out / "part-ghost-0.parquet").write_bytes(b"not committed")
@@ -242,26 +245,26 @@ with Store(sys.argv[1]).writer() as w:
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                 "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
-        monkeypatch.setenv(k, v)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    fs.mkdir("lease")
-    try:
-        yield fs
-    finally:
+def s3():
+    from tests.s3server import moto_s3
+
+    with moto_s3():
         s3fs.S3FileSystem.clear_instance_cache()
-        server.stop()
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        fs.mkdir("lease")
+        try:
+            yield fs
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_expired_lease_of_a_sigkilled_writer_is_taken_over(s3, tmp_path: Path) -> None:
-    url, lease = "s3://lease/lake", 3.0
+    """The dead writer's lease runs an hour, so no load makes it expire before the refusal is
+    checked; its expiry is then the next writer's clock moved two hours on (`LeasePolicy.clock`),
+    never a wait: the takeover happens on the first attempt (lock_timeout=0)."""
+    from pipeline.store.lease import LeasePolicy
+
+    url, lease = "s3://lease/lake", 3600.0
     proc = subprocess.Popen([sys.executable, "-c", S3_HOLDER, url, str(lease)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -269,7 +272,6 @@ def test_expired_lease_of_a_sigkilled_writer_is_taken_over(s3, tmp_path: Path) -
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
-    killed_at = time.monotonic()
     ghost = "lease/lake/runs/cloud=aws/event_date=2026-05-04/part-ghost-0.parquet"
     s3.invalidate_cache()
     assert s3.exists(ghost) and s3.exists("lease/lake/_lock")
@@ -278,9 +280,9 @@ def test_expired_lease_of_a_sigkilled_writer_is_taken_over(s3, tmp_path: Path) -
         pass
     # once it has expired, the next writer takes the lock over and sweeps the dead one's upload
     events = write_lines(tmp_path / "a.log", [make_run("i-1", uid="u-1")])
-    summary = ingest_events(Store(url), [str(events)], lock_timeout=30)
+    later = LeasePolicy(clock=lambda: time.time() + 2 * lease)
+    summary = ingest_events(Store(url, lease_policy=later), [str(events)], lock_timeout=0)
     assert summary.stored == 1
-    assert time.monotonic() - killed_at < lease + 20
     s3.invalidate_cache()
     assert not s3.exists(ghost) and not s3.exists("lease/lake/_lock")
     assert not s3.exists("lease/lake/_staging") or s3.ls("lease/lake/_staging") == []
@@ -333,13 +335,185 @@ def test_reader_thread_and_writer_thread_in_one_process(tmp_path: Path) -> None:
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        for f in files[1:]:
+        # each commit only once the reader has seen the one before: every committed state is
+        # observed, whatever the machine's load (bounded: a reader that stopped fails the test)
+        wait_until(lambda: seen[0] or errors, timeout=300)
+        for k, f in enumerate(files[1:], 1):
             ingest_events(Store(store), [str(f)])
-        deadline = time.monotonic() + 10
-        while not seen[4] and not errors and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the reader has seen the last commit
+            wait_until(lambda k=k: seen[k] or errors, timeout=300)
     finally:
         done.set()
         reader.join(timeout=60)
     assert errors == []
-    assert seen[4] > 0 and sum(seen.values()) > 3, seen
+    assert all(seen[k] for k in range(5)), seen
+
+
+# --------------------------------------------------------------------------- writers on S3
+
+
+class Watch:
+    """What concurrent writers did, recorded from inside the lock: how many held it at once,
+    each commit's manifest versions, and the writers that lost their lease."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+        self.commits: list[tuple[int, int]] = []  # (version started from, version committed)
+        self.lost: list[str] = []
+        self.waiting = 0
+
+
+class WatchedStore(Store):
+    """A Store whose writers report to a Watch (and, told to `stall`, sit inside the lock past
+    their lease until another writer has taken it over)."""
+
+    def __init__(self, url: str, watch: Watch, policy, stall=None):
+        super().__init__(url, lease_policy=policy)
+        self.watch, self.stall = watch, stall
+
+    @contextlib.contextmanager
+    def writer(self, *args, **kwargs):
+        with self.watch.lock:
+            self.watch.waiting += 1
+        entered = False
+        try:
+            with Store.writer(self, *args, **kwargs) as w:
+                with self.watch.lock:
+                    self.watch.waiting -= 1
+                    entered = True
+                    self.watch.inside += 1
+                    self.watch.most_inside = max(self.watch.most_inside, self.watch.inside)
+                    start = w.base.version
+                try:
+                    if self.stall is not None:
+                        self.stall(w)
+                    yield w
+                finally:
+                    with self.watch.lock:
+                        self.watch.inside -= 1
+                        if w.base.version != start:
+                            self.watch.commits.append((start, w.base.version))
+        finally:
+            if not entered:
+                with self.watch.lock:
+                    self.watch.waiting -= 1
+
+
+class SharedClock:
+    """Wall-clock time plus an offset the test moves (one writer "stalls" past its lease)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def writers_on_s3(s3, url: str, tmp_path: Path, writers: int, batches: int, stalls: int,
+                  dead_holder: bool = False) -> Watch:
+    """`writers` threads each ingest `batches` batches of their own events into the store at
+    `url` (one Store per ingest, as separate processes would), all released at once; the first
+    `stalls` writers to get the lock while others wait sit in it past their lease. A writer that
+    lost its lease tries its batch again (at most 3 times). Returns the Watch."""
+    from pipeline.store.lease import LeasePolicy
+
+    # an hour: under any load a writer keeps its lease unless the test stalls it (the stall
+    # moves the shared clock past it); no test waits for it to run out
+    lease = 3600.0
+    clock = SharedClock()
+    watch = Watch()
+    stalls_left = [stalls]
+    files = {(i, k): write_lines(tmp_path / f"w{i}-b{k}.log",
+                                 [make_run(f"i-{i}-{k}-{n}", at=T0 + n * H, uid=f"u-{i}-{k}-{n}")
+                                  for n in range(3)])
+             for i in range(writers) for k in range(batches)}
+
+    def stall(w) -> None:
+        with watch.lock:
+            if not stalls_left[0] or watch.waiting == 0:
+                return
+            stalls_left[0] -= 1
+        mine = lock_token(s3, url)
+        clock.offset += 2 * lease  # this writer stalls: its lease runs out for everyone
+        wait_until(lambda: lock_token(s3, url) != mine)  # a waiting writer takes it over
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for k in range(batches):
+            for _ in range(3):
+                policy = LeasePolicy(seconds=lease, renewer=stalls == 0, clock=clock,
+                                     poll=0.05)
+                try:
+                    ingest_events(WatchedStore(url, watch, policy, stall), [str(files[i, k])],
+                                  lock_timeout=300)
+                    break
+                except LeaseLost as e:
+                    with watch.lock:
+                        watch.lost.append(f"w{i}-b{k}: {e}")
+
+    if dead_holder:  # a writer died holding the lock long ago: every writer sees it expired
+        s3.pipe_file(url.removeprefix("s3://") + f"/{LOCK}",
+                     json.dumps({"holder": "pid 1 on dead", "expires": 0}).encode())
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert errors == [] and not any(t.is_alive() for t in threads), errors
+    # nothing lost, nothing twice: every batch's events stored exactly once
+    with connect(Store(url)) as con:
+        uids = [r[0] for r in con.execute("SELECT uid FROM runs ORDER BY uid").fetchall()]
+        logged = con.execute("SELECT count(*) FROM ingest_log").fetchall()[0][0]
+    assert uids == sorted(f"u-{i}-{k}-{n}" for i, k in files for n in range(3))
+    assert logged == len(files) == len(watch.commits)
+    # one commit at a time: no two commits started from the same manifest, none overwrote one
+    assert len({start for start, _ in watch.commits}) == len(watch.commits)
+    assert len({end for _, end in watch.commits}) == len(watch.commits)
+    assert all(end > start for start, end in watch.commits)
+    assert verify(Store(url)) == []
+    s3.invalidate_cache()
+    assert not s3.exists(url.removeprefix("s3://") + f"/{LOCK}")
+    return watch
+
+
+def lock_token(s3, url: str) -> str | None:
+    s3.invalidate_cache()
+    try:
+        return json.loads(s3.cat_file(url.removeprefix("s3://") + f"/{LOCK}")).get("token")
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.parametrize("writers", [2, 10])
+def test_concurrent_writers_on_s3_take_turns_and_lose_nothing(s3, tmp_path, writers) -> None:
+    watch = writers_on_s3(s3, "s3://lease/lake", tmp_path, writers, batches=12 // writers, stalls=0,
+                          dead_holder=True)
+    assert watch.most_inside == 1 and watch.lost == []
+    tally("concurrency", f"{writers} writers on S3: one lock holder at a time", len(watch.commits))
+
+
+@pytest.mark.parametrize("writers", [2, 10])
+def test_writers_on_s3_that_lose_their_lease_commit_nothing(s3, tmp_path, writers) -> None:
+    stalls = 1 if writers == 2 else 3
+    watch = writers_on_s3(s3, "s3://lease/lake", tmp_path, writers, batches=12 // writers,
+                          stalls=stalls)
+    assert len(watch.lost) == stalls  # each stalled writer aborted, then did its batch again
+    tally("concurrency", f"{writers} writers on S3, {stalls} stalled past their lease: "
+          "none committed after losing it", stalls)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stalls", [0, 6])
+def test_many_writers_on_s3_soak(s3, tmp_path, stalls) -> None:
+    watch = writers_on_s3(s3, "s3://lease/lake", tmp_path, 16, batches=4, stalls=stalls,
+                          dead_holder=stalls == 0)
+    assert len(watch.lost) == stalls and (stalls or watch.most_inside == 1)

@@ -111,13 +111,7 @@ def test_a_new_ingest_into_an_old_store(old_store: Store, tmp_path: Path, monkey
     assert unknown_fields(old_store, "v1-n1")["teleport_version"] == "19.0.0"
 
 
-def test_compacting_an_old_store_keeps_every_field(old_store: Store, tmp_path: Path,
-                                                   request) -> None:
-    if old_store.manifest().schema_version < 2:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "BUG: compaction rewrites schema-1 files with the current columns only, so the "
-            "`raw` line of rows written by schema 1 (their only copy of fields no model "
-            "defines) is dropped, and the manifest is stamped schema_version 2")))
+def test_compacting_an_old_store_keeps_every_field(old_store: Store, tmp_path: Path) -> None:
     more = [make_run("i-0new", at=v1.T0 + timedelta(hours=2), uid="v2-n2")]  # same partition
     ingest_events(old_store, [str(write_lines(tmp_path / "more.log", more))])
     assert compact(old_store)["partitions"] >= 1
@@ -154,3 +148,55 @@ def test_older_and_newer_teleport_events_share_one_dataset(tmp_path: Path) -> No
     assert files == {"event_date=2026-05-04"}  # one partition, three ingests, one schema
     assert unknown_fields(store, "e-new") == {k: NEW_TELEPORT[k] for k in ("teleport_version", "ssm")}
     assert models.parse_event(json.dumps(OLD_TELEPORT)).is_failure
+
+
+# --------------------------------------------------------------------------- older layouts
+
+
+def test_verify_passes_an_old_store_that_reads_correctly(old_store: Store, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    assert verify(old_store) == []
+    monkeypatch.chdir(tmp_path)
+    new = [{**make_run("i-0zzz", at=v1.T0 + timedelta(hours=2), uid="v2-z1"), "future": [1]}]
+    ingest_events(old_store, [str(write_lines(tmp_path / "new.log", new))])
+    # a write keeps the manifest's oldest layout: files of schema 1 are still there
+    assert old_store.manifest().schema_version == int(old_store.root.name.rsplit("v", 1)[1])
+    assert verify(old_store) == []
+
+
+def table_rows(store: Store, name: str, columns: str) -> list[tuple]:
+    with connect(store) as con:
+        return con.execute(f"SELECT {columns} FROM {name} ORDER BY uid").fetchall()
+
+
+def test_compaction_migrates_schema_1_in_one_logged_step(tmp_path: Path) -> None:
+    from pipeline.store.layout import JOINS, RUNS
+    from pipeline.store.migrate import migrate
+
+    store = Store(shutil.copytree(FIXTURES / "store-v1", tmp_path / "lake"))
+    typed = {ds.name: ", ".join(c for c, _ in ds.columns if c != "extra") for ds in (RUNS, JOINS)}
+    before = {n: table_rows(store, n, cols) for n, cols in typed.items()}
+    fields = {uid: unknown_fields(store, uid) for uid in ("v1-n1", "v1-a1")}
+    nodes = report_rows(store)
+
+    summary = compact(store)
+
+    assert summary["migrated"] == 3  # two runs files and one joins file
+    m = store.manifest()
+    assert m.schema_version == SCHEMA_VERSION
+    assert {n: table_rows(store, n, cols) for n, cols in typed.items()} == before
+    assert {uid: unknown_fields(store, uid) for uid in fields} == fields == {
+        "v1-n1": {"teleport_version": "19.0.0",
+                  "ssm_document": {"name": "AWS-RunShellScript", "attempt": 2}},
+        "v1-a1": {}}
+    assert report_rows(store) == nodes
+    with connect(store) as con:
+        assert "raw" not in [d[0] for d in con.execute("SELECT * FROM runs LIMIT 0").description]
+        [(sources, stored)] = con.execute(
+            "SELECT sources, stored FROM ingest_log WHERE kind = 'migrate'").fetchall()
+    assert stored == 0 and sorted(sources) == sorted(
+        [f"runs/{r}" for r in json.loads((FIXTURES / "store-v1" / "_manifest.json").read_text())
+         ["datasets"]["runs"]] + [f"joins/{r}" for r in json.loads(
+             (FIXTURES / "store-v1" / "_manifest.json").read_text())["datasets"]["joins"]])
+    assert verify(store) == []
+    assert migrate(store)["files"] == 0 and store.manifest().version == m.version  # done once

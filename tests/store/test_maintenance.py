@@ -155,12 +155,14 @@ def test_retention_days_must_be_positive(built: Store):
 
 
 def _inject(store: Store, dataset: str, rel: str, source: Path) -> None:
-    """Commit a copy of `source` as `dataset/rel` (bypassing the ingest) through a Writer."""
+    """Commit a copy of `source` as `dataset/rel` (bypassing the ingest) through a Writer, which
+    then cannot vouch for the uid index (the next ingest rebuilds it)."""
     with store.writer() as w:
         target = w.scratch("inject") / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)
         w.add_tree(dataset, w.scratch("inject"))
+        w.uid_index = 0
         w.commit()
 
 
@@ -210,6 +212,24 @@ def _staging(store: Store) -> str:
     return "leftover staging _staging/20260101T000000Z-deadbeef"
 
 
+def _unindexed(store: Store) -> str:
+    """The uid index loses a file, yet the manifest still vouches for it."""
+    from pipeline.store import uidindex
+
+    with store.writer() as w:
+        w.remove("uid_index", uidindex.files_of(w.base, "runs")[:1])
+        w.commit()
+    return "uid index of runs lacks"
+
+
+def _index_orphan(store: Store) -> str:
+    from pipeline.store import uidindex
+
+    rel = uidindex.files_of(store.manifest(), "runs")[0]
+    shutil.copy(store.root / "uid_index" / rel, store.root / "uid_index" / "runs" / "stray.arrow")
+    return "orphan file uid_index/runs/stray.arrow"
+
+
 def _snapshot_rows(store: Store) -> str:
     rel = _first(store, "node_snapshots")
     _inject(store, "node_snapshots", rel.replace("part-", "again-"), store.root / "node_snapshots" / rel)
@@ -218,7 +238,8 @@ def _snapshot_rows(store: Store) -> str:
 
 @pytest.mark.parametrize(
     "damage",
-    [_orphan, _missing, _duplicate, _counts, _schema, _partition, _staging, _snapshot_rows],
+    [_orphan, _missing, _duplicate, _counts, _schema, _partition, _staging, _snapshot_rows,
+     _unindexed, _index_orphan],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_verify_names_each_inconsistency(built: Store, damage):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 
 import pytest
@@ -20,33 +19,6 @@ moto_server = pytest.importorskip("moto.server")
 s3fs = pytest.importorskip("s3fs")
 
 H = timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A moto S3 server on 127.0.0.1 and the AWS env pointing at it (restored afterwards)."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{host}:{port}")
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    yield fs
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-@pytest.fixture
-def bucket(s3, request):
-    name = "b-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
-    s3.mkdir(name)
-    return name
 
 
 EVENTS = [make_run("i-1", "TDS00W", T0, exit_code=150, stderr="did not become ready"),
@@ -118,6 +90,33 @@ def test_lock_object_blocks_a_second_writer_and_expires(s3, bucket):
 def test_url_detection():
     assert remote_store.is_url("s3://b/p") and remote_store.is_url("memory://x")
     assert not remote_store.is_url("file:///tmp/x") and not remote_store.is_url("/tmp/x")
+
+
+def test_the_uid_index_on_object_storage(s3, bucket, tmp_path):
+    """The same uid on another day is found on S3 too; the index files are fetched once into
+    a private local cache (they are never rewritten), which forgets files no longer listed."""
+    from pipeline.store import uidindex
+    from pipeline.store.maintenance import compact
+    from pipeline.store.verify import verify
+
+    store = Store(f"s3://{bucket}/lake")
+    ingest_events(store, [str(write_lines(tmp_path / "a.log", [make_run("i-1", uid="u-x"),
+                                                                make_run("i-2")]))])
+    later = make_run("i-1", "TDS00W", T0 + 72 * H, exit_code=1, uid="u-x")
+    looked_up = uidindex.files_of(store.manifest(), "runs") + uidindex.files_of(
+        store.manifest(), "joins")
+    s = ingest_events(store, [str(write_lines(tmp_path / "b.log", [later, make_run("i-3")]))])
+    assert (s.stored, s.quarantined) == (1, 1)
+    cache = uidindex.cache_dir(store)
+    assert [p.name for p in cache.iterdir()] == [r.replace("/", "__") for r in looked_up]
+    assert cache.parent.parent.stat().st_mode & 0o077 == 0
+    assert verify(store) == []
+    compact(store)
+    assert len(uidindex.files_of(store.manifest(), "runs")) == 1 and verify(store) == []
+    again = ingest_events(store, [str(write_lines(tmp_path / "c.log", [later]))])
+    assert (again.stored, again.quarantined) == (0, 1)
+    assert [p.name for p in cache.iterdir()] == [
+        r.replace("/", "__") for r in uidindex.files_of(store.manifest(), "runs")]
 
 
 def test_read_only_sql_over_a_store_on_object_storage(s3, bucket, tmp_path):
