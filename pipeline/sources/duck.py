@@ -96,17 +96,33 @@ class ByteRange:
         try:
             dst = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                offset, left = self.offset, self.length
-                while left > 0:
-                    n = os.copy_file_range(src, dst, left, offset)
-                    if n == 0:  # shrunk meanwhile: the row count check refuses the copy
-                        break
-                    offset, left = offset + n, left - n
+                try:
+                    _copy_range(src, dst, self.offset, self.length, os.copy_file_range)
+                except (AttributeError, OSError):  # not Linux, or across filesystems (EXDEV)
+                    os.ftruncate(dst, 0)
+                    os.lseek(dst, 0, os.SEEK_SET)
+                    _copy_range(src, dst, self.offset, self.length, _pread_write)
             finally:
                 os.close(dst)
         finally:
             os.close(src)
         return SourceFile(name=self.file.name, url=path)
+
+
+def _copy_range(src: int, dst: int, offset: int, length: int, copy) -> None:
+    while length > 0:
+        n = copy(src, dst, length, offset)
+        if n == 0:  # shrunk meanwhile: the row count check refuses the copy
+            break
+        offset, length = offset + n, length - n
+
+
+def _pread_write(src: int, dst: int, length: int, offset: int) -> int:
+    data = memoryview(os.pread(src, min(length, 1 << 20), offset))
+    done = 0
+    while done < len(data):
+        done += os.write(dst, data[done:])
+    return len(data)
 
 
 def split(f: SourceFile, target: int, pieces_of: int = 1) -> Iterator[ByteRange] | None:

@@ -11,6 +11,7 @@ numbers) must be identical to the day files'."""
 from __future__ import annotations
 
 import gzip
+import os
 import json
 import random
 import uuid
@@ -263,3 +264,16 @@ def test_bounded_batches_bound_the_scratch_space(tmp_path: Path, small_ranges, m
         peaks.append((len(seen), max(after for _, after in seen)))
     assert peaks[0][0] == 1 and peaks[1][0] >= 4
     assert 0 < peaks[1][1] < peaks[0][1] / 2
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "pread-write"])
+def test_a_range_is_copied_byte_for_byte(kernel_copy: bool, tmp_path: Path, monkeypatch) -> None:
+    """Where the kernel cannot copy (not Linux; another filesystem: EXDEV) a plain copy does."""
+    if not kernel_copy:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    p = tmp_path / "f.log"
+    p.write_bytes(b"".join(b"line %d\n" % i for i in range(200_000)))
+    ranges = list(duck.split(SourceFile(str(p), str(p)), 300_000))
+    copies = [r.copy_to(str(tmp_path / f"r{i}")) for i, r in enumerate(ranges)]
+    assert b"".join(Path(c.url).read_bytes() for c in copies) == p.read_bytes()
+    assert all(c.name == str(p) for c in copies)
