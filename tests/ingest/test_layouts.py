@@ -11,8 +11,8 @@ numbers) must be identical to the day files'."""
 from __future__ import annotations
 
 import gzip
-import os
 import json
+import os
 import random
 import uuid
 from datetime import timedelta
