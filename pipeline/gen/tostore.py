@@ -49,7 +49,6 @@ from pipeline.store.layout import JOINS, RUNS
 from pipeline.store.manifest import Writer
 from pipeline.store.write import write_dataset
 
-
 SORT_ROWS = 1_000_000  # events sorted into file order per query (bounds its memory; each
 # query scans `ev` once, so fewer, larger spans keep the whole linear in the events)
 
