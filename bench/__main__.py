@@ -19,6 +19,7 @@ from bench import (
     gen_bench,
     incremental_bench,
     ingest_bench,
+    layouts_bench,
     memory_bench,
     report_bench,
     snapshot_bench,
@@ -37,8 +38,9 @@ from bench.harness import (
 )
 from bench.scales import SCALES
 
-BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, memory_bench, incremental_bench,
-                                  report_bench, cli_bench, storage_bench, snapshot_bench)}
+BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, layouts_bench, memory_bench,
+                                  incremental_bench, report_bench, cli_bench, storage_bench,
+                                  snapshot_bench)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

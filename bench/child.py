@@ -32,14 +32,20 @@ def bare_columns() -> str:
     kinds: dict[str, str] = {}
     for model in models.MODELS.values():
         kinds.update({n: k for n, (k, _) in field_kinds(model).items()})
-    sql = {"text": "VARCHAR", "int": "BIGINT", "object": "JSON"}
+    sql = {"text": "VARCHAR", "int": "BIGINT", "object": "JSON", "bool": "BOOLEAN", "array": "JSON"}
     return "{" + ", ".join(f"'{n}': '{'TIMESTAMP_NS' if n == 'time' else sql[k]}'"
                            for n, k in kinds.items()) + "}"
 
 
 def bare_sql(out: str, files: list[str]) -> str:
-    """The engine's limit: parse every line, keep every column, partition like the store."""
+    """The engine's limit: parse every line, keep every column, partition like the store
+    (Teleport's Athena Parquet: each row's `event_data` parsed the same way)."""
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    if files and all(f.endswith(".parquet") for f in files):
+        shape = bare_columns().replace("'", '"')
+        return (f"COPY (SELECT j.*, CAST(j.time AS DATE) AS event_date FROM (SELECT "
+                f"try(json_transform(event_data, '{shape}')) AS j FROM read_parquet({listed})) "
+                f"WHERE j IS NOT NULL) TO '{out}' (FORMAT parquet, PARTITION_BY (event, event_date))")
     return (f"COPY (SELECT *, CAST(time AS DATE) AS event_date FROM read_ndjson({listed}, "
             f"columns = {bare_columns()}, ignore_errors = true)) TO '{out}' "
             "(FORMAT parquet, PARTITION_BY (event, event_date))")

@@ -240,6 +240,12 @@ def state_files(cur: duckdb.DuckDBPyConnection, plan: FleetPlan, seed: int, end_
         states = instance_states(cur)
     finally:
         cur.close()
+    return write_state(states, plan, seed, end_ns, out)
+
+
+def write_state(states: list[dict], plan: FleetPlan, seed: int, end_ns: int,
+                out: Path) -> dict[str, int]:
+    """`state_files` from `instance_states` already read."""
     nodes, n_nodes = nodes_json(states, seed, end_ns)
     tasks = user_tasks_json(states, seed, end_ns, plan.azure_tenant_id, plan.azure_client_id)
     write_text(out / "nodes.json", nodes)

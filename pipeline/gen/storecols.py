@@ -4,8 +4,8 @@ Each value is the one the ingest stores after parsing the line `pipeline.gen.tem
 events) or `pipeline.gen.noise` (instance.join) renders: the field as the JSON carries it,
 named as the ingest stages it, then the ingest's own derivations
 (`pipeline.store.layout.derived`) and the layout's types. Run fields that do not vary per
-event are computed once per (instance, outcome kind) into `rt`; `run_events_sql` gives the
-rest per event.
+event are computed once per (instance, outcome kind) into `rt`; the per-event values of a span
+of files are sorted into file order (`evs`), and `run_events_sql` reads its files in pieces.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pipeline.store.layout import JOINS, RUNS, derived
 from pipeline.store.write import sql_str
 
 CLOUDS = ("aws", "azure")  # file_idx = cloud index * n_days + day index
+SLOTS = ("", "pid", "cmd")  # per-event placeholders of output texts: `{pid}`, `{cmd}`
 # runs columns drawn per event (run_events_sql); every other one is constant per `rt` row
 PER_EVENT = ("uid", "time", "time_text", "status", "stdout", "stderr", "command_id",
              "invocation_url", "extra")
@@ -66,46 +67,91 @@ def _staged_runs(s: Shape) -> str:
 def build_run_values(con: duckdb.DuckDBPyConnection, s: Shape, source: str,
                      ingest_id: str) -> None:
     """`rt`: one row per (inst, kind) in `ev`, numbered `g` from 0: the CONSTANT stored
-    columns, plus what `run_events_sql` needs (aws, statuses, n_status, az_status, url_head,
-    stdout and stderr with placeholders and whether they have any)."""
+    columns, plus what the per-event columns need: `status_opts` (the statuses an event may
+    draw, `n_status` of them for SSM), `url_head` and `url_tail` (an invocation URL is head,
+    command id, tail; no head: no URL), and for stdout and stderr the text with its per-event
+    placeholder cut out: `<col>_slot` (0 none, SLOTS.index of the placeholder), `<col>_pre`,
+    `<col>_post` (a text holds at most one placeholder; checked)."""
     fixed = {"source": sql_str(source), "ingest_id": sql_str(ingest_id)}
     types = dict(RUNS.columns)
     cols = ", ".join(f"CAST({fixed.get(c) or derived(c)} AS {types[c]}) AS {c}" for c in CONSTANT)
-    slots = {c: f"strpos({c}, '{{pid}}') > 0 OR strpos({c}, '{{cmd}}') > 0"
-             for c in ("stdout", "stderr")}
+    marks = [f"{{{name}}}" for name in SLOTS[1:]]
+
+    def cut(col: str) -> str:
+        kind = " ".join(f"WHEN strpos({col}, '{m}') > 0 THEN {k}" for k, m in enumerate(marks, 1))
+        parts = col
+        for m in marks[1:]:
+            parts = f"replace({parts}, '{m}', '{marks[0]}')"
+        parts = f"string_split({parts}, '{marks[0]}')"
+        return (f"CAST(CASE {kind} ELSE 0 END AS UTINYINT) AS {col}_slot, {parts}[1] AS {col}_pre,"
+                f" coalesce({parts}[2], '') AS {col}_post, len({parts}) AS {col}_parts")
+
     con.execute(f"""
     CREATE OR REPLACE TABLE rt AS
     SELECT CAST(row_number() OVER (ORDER BY inst, kind) - 1 AS INTEGER) AS g, inst, kind, aws,
-           statuses, n_status, az_status, url_head, stdout, stderr,
-           {slots['stdout']} AS stdout_slots, {slots['stderr']} AS stderr_slots, {cols}
+           n_status, CASE WHEN aws THEN string_split(statuses, '|') ELSE [az_status] END
+               AS status_opts,
+           url_head, '/' || instance_id AS url_tail, stdout, stderr,
+           {cut('stdout')}, {cut('stderr')}, {cols}
     FROM ({_staged_runs(s)})
+    """)
+    most = con.sql("SELECT max(greatest(stdout_parts, stderr_parts)) FROM rt").fetchall()[0][0]
+    if (most or 1) > 2:
+        raise AssertionError("a generated output text holds more than one per-event placeholder")
+
+
+def event_files_sql(s: Shape) -> str:
+    """SQL of `ev` joined to `rt` with each event's file_idx (CLOUDS index * n_days + day
+    index)."""
+    return f"""
+    SELECT CAST(CASE WHEN r.aws THEN 0 ELSE {s.n_days} END + (e.ts - {s.day0_ns}) // {DAY}
+                AS INTEGER) AS file_idx, e.*, r.g, r.aws, r.n_status, r.stdout_slot,
+           r.stderr_slot
+    FROM ev e JOIN rt r USING (inst, kind)"""
+
+
+def file_rows(con: duckdb.DuckDBPyConnection, s: Shape) -> list[tuple[int, int]]:
+    """(file_idx, rows) of every runs file the events fill, in file order."""
+    return con.sql(f"SELECT file_idx, count(*) FROM ({event_files_sql(s)}) GROUP BY ALL"
+                   " ORDER BY ALL").fetchall()
+
+
+def build_sorted_events(con: duckdb.DuckDBPyConnection, s: Shape, lo_idx: int,
+                        hi_idx: int) -> None:
+    """`evs`: the run events of the files [lo_idx, hi_idx) (one cloud) in file order (file_idx,
+    time), narrow and fixed-width: file_idx, ts, g (their `rt` row), uid, command_id, st
+    (which of the row's `status_opts`), and the stdout/stderr placeholder kinds. A file's rows
+    are then one range of the table, which `run_events_sql` reads in order without sorting."""
+    (cloud, lo_day), hi_day = divmod(lo_idx, s.n_days), hi_idx - (lo_idx - lo_idx % s.n_days)
+    if hi_day > s.n_days:
+        raise ValueError(f"files [{lo_idx}, {hi_idx}) span both clouds")
+    st = s.pick("uid", "st", "n_status")
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE evs AS
+    SELECT file_idx, ts, g, uid, command_id,
+           CAST(CASE WHEN aws AND n_status > 1 THEN {st} ELSE 0 END AS UTINYINT) AS st,
+           stdout_slot, stderr_slot
+    FROM ({event_files_sql(s)})
+    WHERE aws = {cloud == 0} AND ts >= {s.day0_ns + lo_day * DAY}
+      AND ts < {s.day0_ns + hi_day * DAY}
+    ORDER BY file_idx, ts, uid
     """)
 
 
-def run_events_sql(s: Shape, lo_ns: int, hi_ns: int) -> str:
-    """SQL of the run events with time in [lo_ns, hi_ns), ordered by file_idx (CLOUDS) then
-    time: file_idx, ts, g (their `rt` row) and the PER_EVENT columns but time, time_text and
-    extra; stdout/stderr only where the `rt` text has placeholders (else NULL: the `rt` text
-    is the value)."""
-    cmd = "e.command_id::VARCHAR"
-    pid = f"CAST(1000 + {s.pick('e.uid', 'pid', 60000)} AS VARCHAR)"
-    status = f"split_part(r.statuses, '|', 1 + {s.pick('e.uid', 'st', 'r.n_status')})"
-
-    def slots(col: str) -> str:
-        return (f"CASE WHEN r.{col}_slots THEN"
-                f" replace(replace(r.{col}, '{{pid}}', {pid}), '{{cmd}}', {cmd}) END")
-
+def run_events_sql(s: Shape, lo_idx: int, hi_idx: int) -> str:
+    """SQL of the `evs` rows of the files [lo_idx, hi_idx), in file order (the table's order:
+    a filtered scan keeps insertion order): file_idx, ts, g, st, uid, command_id, and stdout
+    and stderr as the value of their placeholder (NULL without one)."""
+    cmd = "command_id::VARCHAR"
+    values = {"pid": f"CAST(1000 + {s.pick('uid', 'pid', 60000)} AS VARCHAR)", "cmd": cmd}
+    slot = {c: "CASE " + " ".join(f"WHEN {c}_slot = {k} THEN {values[n]}"
+                                  for k, n in enumerate(SLOTS) if n) + " END"
+            for c in ("stdout", "stderr")}
     return f"""
-    SELECT CAST(CASE WHEN r.aws THEN 0 ELSE {s.n_days} END + (e.ts - {s.day0_ns}) // {DAY}
-                AS INTEGER) AS file_idx, e.ts, r.g, e.uid::VARCHAR AS uid,
-           CASE WHEN NOT r.aws THEN r.az_status WHEN r.n_status > 1 THEN {status}
-                ELSE r.statuses END AS status,
-           {slots('stdout')} AS stdout, {slots('stderr')} AS stderr,
-           CASE WHEN r.aws THEN {cmd} ELSE '' END AS command_id,
-           CASE WHEN r.url_head = '' THEN '' ELSE concat(r.url_head, {cmd}, '/', r.instance_id)
-                END AS invocation_url
-    FROM ev e JOIN rt r USING (inst, kind) WHERE e.ts >= {lo_ns} AND e.ts < {hi_ns}
-    ORDER BY file_idx, e.ts"""
+    SELECT file_idx, ts, g, st, uid::VARCHAR AS uid,
+           CASE WHEN file_idx < {s.n_days} THEN {cmd} ELSE '' END AS command_id,
+           {slot['stdout']} AS stdout, {slot['stderr']} AS stderr
+    FROM evs WHERE file_idx >= {lo_idx} AND file_idx < {hi_idx}"""
 
 
 def _staged_joins(s: Shape) -> str:

@@ -22,18 +22,24 @@ from pydantic import BaseModel, ConfigDict
 from pipeline.gen import state as gst
 from pipeline.gen.events import Shape
 from pipeline.gen.generate import (
+    CHUNK_ROWS,
     DEFAULT_END,
     GenerateError,
     Progress,
     check_args,
-    day_spans,
     event_session,
     fleet_shape,
     noise_count,
 )
 from pipeline.gen.noise import build_noise_src
 from pipeline.gen.plan import plan_fleet
-from pipeline.gen.storecols import build_run_values, joins_sql, run_events_sql
+from pipeline.gen.storecols import (
+    build_run_values,
+    build_sorted_events,
+    file_rows,
+    joins_sql,
+    run_events_sql,
+)
 from pipeline.gen.storewrite import RunFiles
 from pipeline.gen.writer import Background, per_file
 from pipeline.ingest.events import IngestSummary, log_ingest
@@ -42,6 +48,9 @@ from pipeline.store import Store, uidbuild
 from pipeline.store.layout import JOINS, RUNS
 from pipeline.store.manifest import Writer
 from pipeline.store.write import write_dataset
+
+SORT_ROWS = 1_000_000  # events sorted into file order per query (bounds its memory; each
+# query scans `ev` once, so fewer, larger spans keep the whole linear in the events)
 
 
 class StoreSummary(BaseModel):
@@ -78,20 +87,44 @@ class StoreSummary(BaseModel):
 
 def _write_runs(con: duckdb.DuckDBPyConnection, w: Writer, s: Shape, source: str, rows: int,
                 say: Progress) -> int:
-    """The run events as `runs` files of `w`, a few days per query, one task per file;
-    returns the files added."""
-    build_run_values(con, s, source, w.ingest_id)
+    """The run events as `runs` files of `w`: a span of files sorted at a time (`evs`), read
+    in pieces of whole files, one task per file; returns the files added."""
     rt = con.sql("SELECT * FROM rt ORDER BY g").to_arrow_table()
     files = RunFiles(rt, s.day0_ns, s.n_days, w.scratch("out-runs"), w.ingest_id)
-    chunks = (con.sql(run_events_sql(s, lo, hi)).to_arrow_table() for lo, hi in day_spans(s, rows))
+    counts = file_rows(con, s)
+
+    def chunks():
+        for lo, hi in file_spans(counts, SORT_ROWS, s.n_days):
+            build_sorted_events(con, s, lo, hi)
+            piece = [(i, n) for i, n in counts if lo <= i < hi]
+            for a, b in file_spans(piece, CHUNK_ROWS, s.n_days):
+                yield con.sql(run_events_sql(s, a, b)).to_arrow_table()
+        con.execute("DROP TABLE IF EXISTS evs")
+
     done = [0]
 
     def tick(n: int) -> None:
         done[0] += n
         say(f"stored {done[0]}/{rows} run events")
 
-    per_file(chunks, files.write, tick, presorted=True)
+    per_file(chunks(), files.write, tick, presorted=True)
     return len(w.add_tree(RUNS.name, files.out))
+
+
+def file_spans(files: list[tuple[int, int]], rows: int, n_days: int) -> list[tuple[int, int]]:
+    """[lo, hi) file_idx ranges of whole files of one cloud (`n_days` files each), about `rows`
+    rows each, from (file_idx, rows) in file order."""
+    spans: list[tuple[int, int]] = []
+    lo, last, n = None, 0, 0
+    for idx, count in files:
+        if lo is not None and (n >= rows or idx // n_days != lo // n_days):
+            spans.append((lo, last + 1))
+            lo, n = None, 0
+        lo = idx if lo is None else lo
+        last, n = idx, n + count
+    if lo is not None:
+        spans.append((lo, last + 1))
+    return spans
 
 
 def _store_events(con: duckdb.DuckDBPyConnection, store: Store, s: Shape, source: str,
@@ -104,6 +137,7 @@ def _store_events(con: duckdb.DuckDBPyConnection, store: Store, s: Shape, source
         if any(w.base.datasets.get(ds.name) for ds in (RUNS, JOINS)):
             raise GenerateError(f"store {store.root} already holds events, which generated ones"
                                 " are not deduplicated against; generate into a new store")
+        build_run_values(con, s, source, w.ingest_id)
         files = _write_runs(con, w, s, source, n_run, say)
         files += write_dataset(con, w, JOINS, joins_sql(s, source, w.ingest_id))
         uidbuild.ensure(con, w)  # no events stored before these: an empty, complete index
@@ -148,9 +182,9 @@ def generate_fleet_store(store: Store | str | Path, *, seed: int = 7, days: int 
         n_run, n_fail = con.sql("SELECT count(*), count(*) FILTER (WHERE failed) FROM ev"
                                 ).fetchall()[0]
         with tempfile.TemporaryDirectory(prefix="discovery-history-gen-") as tmp:
-            # nodes.json and user_tasks.json from `ev` on their own cursor, meanwhile
-            state = Background(gst.state_files, con.cursor(), plan, seed, shape.end_ns,
-                               Path(tmp))
+            # nodes.json and user_tasks.json from the instances' last runs, meanwhile
+            state = Background(gst.write_state, gst.instance_states(con), plan, seed,
+                               shape.end_ns, Path(tmp))
             n_noise = noise_count(n_run, noise_ratio)
             build_noise_src(con, shape, n_noise, aws_instances + azure_vms)
             say(f"{aws_instances + azure_vms} instances, {n_run} run events, {n_noise} noise")
@@ -161,7 +195,7 @@ def generate_fleet_store(store: Store | str | Path, *, seed: int = 7, days: int 
                 ingest_snapshot(store, kind, str(Path(tmp) / f"{kind}.json"), end)
     finally:
         if state is not None:
-            state.thread.join()  # it reads through `con`'s database
+            state.thread.join()
         con.close()
     say("done")
     return StoreSummary(

@@ -88,7 +88,9 @@ def _stored_signatures(con, store: Store, w: Writer, ds: Dataset, kind: str) -> 
     """(uid, sig) of the stored copies of the input's uids: read from the partitions the uid
     index names for them, and only those."""
     parts = uidindex.partitions_holding(con, w, ds.name, "SELECT uid_hash FROM judged")
-    rels = [r for r in w.base.datasets.get(ds.name, []) if r[: r.rfind("/")] in parts]
+    # what earlier batches of this ingest wrote counts as stored (the index has them too)
+    rels = [r for r in [*w.base.datasets.get(ds.name, []), *w.added(ds.name)]
+            if r[: r.rfind("/")] in parts]
     if not rels:
         return "SELECT NULL::VARCHAR AS uid, NULL::VARCHAR AS sig WHERE false"
     con.execute(f"SET VARIABLE stored_{kind} = $1", [[store.path(ds.name, r) for r in rels]])

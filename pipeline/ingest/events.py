@@ -90,20 +90,23 @@ def ingest_events(
         store.register(con)
         try:
             uidbuild.ensure(con, w)  # a store written before the index: built once, here
-            staged = staging.stage_all(con, w, files, progress, time_key)
-            summary.read = staged.read
-            staging.define_staged(con, staged, window)
-            for ds, kind in ((RUNS, "run"), (JOINS, "join")):
-                v = judge(con, store, w, ds, kind)
-                summary.duplicates += v.duplicates
-                summary.conflicts += v.conflicts
-                summary.stored += v.fresh
-                setattr(summary, f"{kind}s", v.fresh)
-                if v.fresh:
-                    summary.files_added += _write_fresh(con, w, ds, kind)
-                    _index_fresh(con, w, ds, kind)
-            summary.skipped = _count(con, "kind IN ('skip', 'blank')")
-            summary.quarantined = _store_quarantine(con, w, store, summary, files, time_key)
+            # bounded batches, each judged against the store and what earlier ones wrote
+            for batch in staging.batches(files):
+                staged = staging.stage_all(con, w, batch, progress, time_key)
+                summary.read += staged.read
+                staging.define_staged(con, staged, window)
+                for ds, kind in ((RUNS, "run"), (JOINS, "join")):
+                    v = judge(con, store, w, ds, kind)
+                    summary.duplicates += v.duplicates
+                    summary.conflicts += v.conflicts
+                    summary.stored += v.fresh
+                    setattr(summary, f"{kind}s", getattr(summary, f"{kind}s") + v.fresh)
+                    if v.fresh:
+                        summary.files_added += _write_fresh(con, w, ds, kind)
+                        _index_fresh(con, w, ds, kind)
+                summary.skipped += _count(con, "kind IN ('skip', 'blank')")
+                summary.quarantined += _store_quarantine(con, w, store, summary, files, time_key)
+                staging.drop(staged)
             if record_coverage:
                 w.cover(*window)
             if w.changed:
@@ -189,7 +192,7 @@ def _store_quarantine(con, w: Writer, store: Store, summary: IngestSummary, file
         return 0
     missing = {(r[0], r[1]) for r in rows if r[3] is None and r[2].startswith("uid ")}
     if missing:  # pass 1 did not keep these lines' text: read them again
-        found = staging.raw_lines(con, files, missing)
+        found = staging.raw_lines(files, missing)
         rows = [(r[0], r[1], r[2], found.get((r[0], r[1]), r[3])) for r in rows]
     now = datetime.now(UTC).replace(tzinfo=None)
     con.register("q_items", pa.table({

@@ -1,9 +1,10 @@
 """Pass 1 of an ingest: every input line's verdict and typed fields, staged to scratch Parquet.
 
 Plain local files are read by DuckDB itself (`sources.duck`: parallel, in order) and staged one
-group per statement, each line numbered as DuckDB reads it; every other source (gzip, Parquet,
-URLs, DynamoDB, a file DuckDB refuses) streams through Arrow in bounded chunks. Both give the same
-staged rows (`stage.stage_sql`).
+group per statement, each line numbered as DuckDB reads it; a file over `SPLIT_BYTES` is cut into
+ranges of whole lines staged side by side (`duck.split`), each numbered from its first line.
+Every other source (gzip, Parquet, URLs, DynamoDB, a file or range DuckDB refuses) streams through
+Arrow in bounded chunks. Both give the same staged rows (`stage.stage_sql`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,27 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import models
 from pipeline.ingest.stage import run_stage, stage_sql
 from pipeline.sources import LINE_SCHEMA, duck
 from pipeline.sources.base import Source
+from pipeline.sources.files import SourceFile, read_lines
 from pipeline.store.manifest import Writer
 from pipeline.store.write import sql_str
 
 Progress = Callable[[str, int], None]
 CHUNK_BYTES = 32 * 1024 * 1024  # Arrow path: lines validated per DuckDB statement
 GROUP_BYTES = 128 * 1024 * 1024  # DuckDB path: input bytes per statement
+ARROW_GROUP_BYTES = 8 * 1024 * 1024  # Arrow path: input bytes per job (gzip: compressed)
 WORKERS = 2  # statements side by side: a numbered (in-order) read keeps about one core busy
+SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or more ranges
+# bytes per range: each staged from a scratch copy of its bytes, WORKERS copies at a time
+RANGE_BYTES = 32 * 1024 * 1024
+# input bytes per batch of one ingest (staged, judged and written before the next is read): its
+# scratch space follows the batch, not the input (a gzip file counts by its compressed size)
+BATCH_BYTES = 2 * 1024**3
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
 
@@ -49,11 +59,17 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
     out.mkdir(parents=True, exist_ok=True)
     staged = Staged()
     seq = itertools.count()
-    fast = [f for f in files if duck.candidate(f)]
-    slow = [f for f in files if not duck.candidate(f)]
+    fast = [f for f in files if duck.candidate(f) or isinstance(f, duck.ByteRange)]
+    slow = [f for f in files if not (duck.candidate(f) or isinstance(f, duck.ByteRange))]
     with ThreadPoolExecutor(WORKERS) as pool:
-        jobs = [pool.submit(_stage_group, con.cursor(), out, g, seq, time_key)
-                for g in _groups(fast)]
+        jobs = []
+        for g in _groups(fast):  # a large file is scanned here while the workers stage
+            if not isinstance(g, duck.ByteRange):
+                jobs.append(pool.submit(_stage_group, con.cursor(), out, g, seq, time_key))
+            elif g.plain:
+                jobs.append(pool.submit(_stage_range, con.cursor(), out, g, seq, time_key))
+            else:
+                slow.append(g)
         for job in jobs:  # in submission order: parts and progress stay deterministic
             done, refused = job.result()
             slow += refused
@@ -69,16 +85,48 @@ def stage_all(con, w: Writer, files: list[Source], progress: Progress | None,
     return staged
 
 
-def _groups(files: list) -> Iterator[list]:
+def _groups(files: list) -> Iterator[list | duck.ByteRange]:
+    """Groups of about GROUP_BYTES of files, and the ranges of each file over SPLIT_BYTES."""
     group, size = [], 0
     for f in files:
+        if isinstance(f, duck.ByteRange):  # cut by `batches`
+            yield f
+            continue
+        n = _size(f.url)
+        ranges = duck.split(f, RANGE_BYTES, WORKERS) if n > SPLIT_BYTES else None
+        if ranges is not None:
+            yield from ranges
+            continue
         group.append(f)
-        size += _size(f.url)
+        size += n
         if size >= GROUP_BYTES:
             yield group
             group, size = [], 0
     if group:
         yield group
+
+
+def batches(files: list[Source]) -> Iterator[list]:
+    """`files` in batches of about BATCH_BYTES of input, in order; a plain file larger than that
+    is cut into ranges (`duck.split`, scanned as the batches are taken) spread over batches.
+    Always at least one batch (maybe empty)."""
+    batch, size = [], 0
+    for f in files:
+        n = _size(f.url) if isinstance(f, SourceFile) else 0
+        ranges = duck.split(f, RANGE_BYTES, WORKERS) if n > BATCH_BYTES else None
+        for item in ranges if ranges is not None else [f]:
+            if batch and size >= BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+            batch.append(item)
+            size += item.length if isinstance(item, duck.ByteRange) else n
+    yield batch
+
+
+def drop(staged: Staged) -> None:
+    """Remove a batch's staged parts (its rows are judged and written)."""
+    for part in staged.parts:
+        Path(part).unlink(missing_ok=True)
 
 
 def _size(path: str) -> int:
@@ -104,12 +152,28 @@ def _stage_group(cur, out: Path, group: list, seq, time_key: str) -> tuple[list,
     return done, refused + bad
 
 
+def _stage_range(cur, out: Path, r: duck.ByteRange, seq, time_key: str) -> tuple[list, list]:
+    """Stage the range `r` of a large file from a copy of its bytes (removed after) on the cursor
+    `cur` (closed after); refused, it takes the Arrow path."""
+    copy = out.parent / "ranges" / f"range-{next(seq)}.log"
+    copy.parent.mkdir(exist_ok=True)
+    with cur:
+        try:
+            done, bad = _stage_files(cur, out, [r.copy_to(str(copy))], [r.lines], seq, time_key,
+                                     r.first_line)
+        except OSError:
+            done, bad = [], [r]
+        finally:
+            copy.unlink(missing_ok=True)
+    return done, [r] if bad else []
+
+
 def _stage_files(cur, out: Path, group: list, lines: list[int], seq,
-                 time_key: str) -> tuple[list, list]:
+                 time_key: str, first_line: int = 1) -> tuple[list, list]:
     part = out / f"part-{next(seq)}.parquet"
     query = stage_sql(safe=True, raw_bytes="encode(l)", keep_raw=False, time_key=time_key, source=(
         "(SELECT source, line_no, NULL::BLOB AS line, NULL::VARCHAR AS error, l "
-        f"FROM ({duck.numbered_sql(group, lines)}))"))
+        f"FROM ({duck.numbered_sql(group, lines, first_line)}))"))
     try:
         cur.execute(f"COPY ({query}) TO {sql_str(part)} {_PARQUET}")
         counts = dict(cur.execute(
@@ -132,24 +196,56 @@ def _stage_files(cur, out: Path, group: list, lines: list[int], seq,
 
 def stage_arrow(con, out: Path, files: list, staged: Staged, seq, progress, time_key: str,
                  empty=False) -> None:
-    chunks = _chunks(files, staged, progress)
-    if empty:
-        chunks = iter([LINE_SCHEMA.empty_table()])
-    for chunk in chunks:
-        part = out / f"part-{next(seq)}.parquet"
-        target = sql_str(part)
-        run_stage(con, chunk, lambda q, t=target: con.execute(f"COPY ({q}) TO {t} {_PARQUET}"),
-                  time_key)
-        staged.parts.append(str(part))
+    """Stage `files` through Arrow: groups of about ARROW_GROUP_BYTES, WORKERS side by side on
+    cursors (reading, gunzip, splitting and DuckDB all release the GIL); parts and progress in
+    input order."""
+    groups = [None] if empty else list(_arrow_groups(files))
+    with ThreadPoolExecutor(WORKERS) as pool:
+        jobs = [pool.submit(_stage_arrow_group, con.cursor(), out, g, seq, time_key)
+                for g in groups]
+        for job in jobs:
+            parts, counts = job.result()
+            staged.parts += parts
+            for name, n in counts:
+                staged.read += n
+                if progress:
+                    progress(name, n)
 
 
-def _chunks(files: list, staged: Staged, progress) -> Iterator[pa.Table]:
+def _arrow_groups(files: list) -> Iterator[list]:
+    group, size = [], 0
+    for f in files:
+        group.append(f)
+        size += (f.length if isinstance(f, duck.ByteRange) else
+                 _size(f.url) if isinstance(f, SourceFile) else ARROW_GROUP_BYTES)
+        if size >= ARROW_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _stage_arrow_group(cur, out: Path, files: list | None, seq, time_key: str) -> tuple[list, list]:
+    """Stage `files` (None: one empty part) on the cursor `cur` (closed after): the parts
+    written, and (source, lines) per batch read."""
+    counts: list[tuple[str, int]] = []
+    parts: list[str] = []
+    chunks = iter([LINE_SCHEMA.empty_table()]) if files is None else _chunks(files, counts)
+    with cur:
+        for chunk in chunks:
+            part = out / f"part-{next(seq)}.parquet"
+            target = sql_str(part)
+            run_stage(cur, chunk, lambda q, t=target: cur.execute(f"COPY ({q}) TO {t} {_PARQUET}"),
+                      time_key)
+            parts.append(str(part))
+    return parts, counts
+
+
+def _chunks(files: list, counts: list) -> Iterator[pa.Table]:
     batches, size = [], 0
     for f in files:
         for batch in f.batches():
-            staged.read += batch.num_rows
-            if progress:
-                progress(f.name, batch.num_rows)
+            counts.append((f.name, batch.num_rows))
             batches.append(batch)
             size += batch.nbytes
             if size >= CHUNK_BYTES:
@@ -196,25 +292,21 @@ def _table(con, name: str, table: pa.Table) -> None:
         con.unregister("arrow_in")
 
 
-def raw_lines(con, files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
-    """The raw text of `wanted` (source, line_no) lines of DuckDB-read files, read again (pass 1
-    keeps only what it needs; this serves the rare uid conflicts). Only lines of files staged by
-    DuckDB lack their text, so every wanted source is a plain local file."""
+def raw_lines(files: list[Source], wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    """The raw bytes of `wanted` (source, line_no) lines of DuckDB-read files, read again by the
+    Arrow reader (pass 1 keeps only what it needs; this serves the rare uid conflicts). Only lines
+    of files (or ranges) staged by DuckDB lack their text: every wanted source is a local file."""
     out: dict[tuple[str, int], bytes] = {}
     by_name = {f.name: f for f in files}
     for name in sorted({s for s, _ in wanted}):
         f = by_name.get(name)
         if f is None:
             continue
-        lines = sorted(n for s, n in wanted if s == name)
-        con.execute("SET preserve_insertion_order = true")
-        try:
-            rows = con.execute(
-                f"SELECT n, l FROM (SELECT row_number() OVER () AS n, l FROM ({duck.lines_sql([f])})) "
-                "WHERE list_contains($1, n)", [lines]).fetchall()
-        finally:
-            con.execute("SET preserve_insertion_order = false")
-        out.update({(name, n): line.encode() for n, line in rows})
+        lines = pa.array(sorted(n for s, n in wanted if s == name), pa.int64())
+        for batch in read_lines(f):
+            hit = batch.filter(pc.is_in(batch.column("line_no"), lines))
+            out.update(zip(((name, n) for n in hit.column("line_no").to_pylist()),
+                           hit.column("line").to_pylist(), strict=True))
     return out
 
 

@@ -78,7 +78,7 @@ _TWO_DIGITS = [f"{n:02d}" for n in range(60)]
 
 
 @lru_cache(maxsize=1024)
-def _date_and_t(days: int) -> str:
+def date_and_t(days: int) -> str:
     d = _EPOCH + timedelta(days=days)
     return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
 
@@ -89,7 +89,7 @@ def rfc3339(ns: int) -> str:
     days, secs = divmod(ns // 1_000_000_000, 86_400)
     hour, secs = divmod(secs, 3600)
     minute, sec = divmod(secs, 60)
-    return f"{_date_and_t(days)}{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}:{_TWO_DIGITS[sec]}Z"
+    return f"{date_and_t(days)}{_TWO_DIGITS[hour]}:{_TWO_DIGITS[minute]}:{_TWO_DIGITS[sec]}Z"
 
 
 def rfc3339nano(ns: int) -> str:
@@ -106,7 +106,7 @@ _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", 
 _JSON_UNSAFE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
 
 
-def _json_string(s: str) -> str:
+def json_string(s: str) -> str:
     if not _JSON_UNSAFE.search(s):
         return f'"{s}"'
     return '"' + _JSON_ESCAPE.sub(
@@ -116,7 +116,7 @@ def _json_string(s: str) -> str:
 def _json_value(v: object, pad: str, indent: str) -> str:
     """`v` as JSON whose line starts with `pad` ("\\n" + its indentation)."""
     if isinstance(v, str):
-        return _json_string(v)
+        return json_string(v)
     if isinstance(v, bool | int):
         return str(v).lower()
     if v is None:
@@ -126,7 +126,7 @@ def _json_value(v: object, pad: str, indent: str) -> str:
         if not v:
             return "{}"
         # the common values inline: a call per member costs more than the member's text
-        members = [inner + _json_key(k) + (_json_string(x) if type(x) is str else
+        members = [inner + _json_key(k) + (json_string(x) if type(x) is str else
                                            "true" if x is True else "false" if x is False else
                                            _json_value(x, inner, indent)) for k, x in v.items()]
         return "{" + ",".join(members) + pad + "}"
@@ -139,7 +139,7 @@ def _json_value(v: object, pad: str, indent: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _json_key(key: str) -> str:
-    return _json_string(key) + ": "
+    return json_string(key) + ": "
 
 
 def go_json_dumps(obj: object, indent: str = "    ") -> str:

@@ -1,5 +1,7 @@
-"""The `tctl discovery nodes` report rows for a window: the query's columns as `NodeRow`s.
+"""The `tctl discovery nodes` report for a window: the query's columns as a report frame
+(Arrow, what the renderers take) or as `NodeRow`s.
 
+    frame = nodes_frame(con, start, end)        # pa.Table (pipeline.report.frame), tctl's order
     rows = nodes_report(con, start, end)        # list[NodeRow], tctl's order
 """
 
@@ -11,9 +13,24 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import duckdb
+import pyarrow as pa
 
 from pipeline.query.nodes import CLOUDS, nodes_table
-from pipeline.report.rows import NodeRow, rows_from_columns, run_results
+from pipeline.report import frame
+from pipeline.report.rows import NodeRow
+
+
+def nodes_frame(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime | int,
+    end: datetime | int,
+    clouds: Sequence[str] = CLOUDS,
+    failures_only: bool = False,
+) -> pa.Table:
+    """The report for the half-open window [start, end) as a frame, in tctl's order.
+
+    Times are aware datetimes or integer nanoseconds since the epoch (UTC)."""
+    return frame.from_query(nodes_table(con, start, end, clouds, failures_only))
 
 
 def nodes_report(
@@ -26,12 +43,9 @@ def nodes_report(
     """The report rows for the half-open window [start, end), in tctl's order.
 
     Times are aware datetimes or integer nanoseconds since the epoch (UTC)."""
-    table = nodes_table(con, start, end, clouds, failures_only)
+    table = nodes_frame(con, start, end, clouds, failures_only)
     with gc_paused():
-        c = {name: table.column(name).to_pylist() for name in table.column_names}
-        c["run"] = run_results(c["has_run"], c["run_ns"], c["exit_code"], c["stdout"],
-                               c["stderr"], c["api_error"], c["is_failure"])
-        return rows_from_columns(c)
+        return frame.to_rows(table)
 
 
 @contextmanager

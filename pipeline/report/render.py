@@ -13,7 +13,12 @@ import io
 import re
 from collections.abc import Callable, Sequence
 
-from pipeline.report.gofmt import go_bytes, go_bytes_each, go_json_dumps, rfc3339, rfc3339nano
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.report import cells as cells_of
+from pipeline.report import coltable, frame, jsoncols
+from pipeline.report.gofmt import go_bytes, rfc3339, rfc3339nano
 from pipeline.report.goyaml import GoYAMLError, go_yaml_dumps
 from pipeline.report.rows import (
     CLOUD_NAMES,
@@ -24,7 +29,6 @@ from pipeline.report.rows import (
     last_time_ns,
     status,
 )
-from pipeline.report.table import truncated_table
 
 TEXT_COLUMNS = ("Cloud", "Account", "Region", "Instance", "Time", "Status", "Details")
 ANALYST_COLUMNS = ("InstanceKey", "Online", "ExitCode", "IsFailure", "RunTime", "Expiry",
@@ -43,13 +47,27 @@ def text_cells(row: NodeRow) -> list[str]:
             _time_text(row), status(row), details(row)]
 
 
-def render_text(rows: Sequence[NodeRow], width: int = 80) -> bytes:
-    """tctl's text table for a terminal `width` (80 when not a terminal); a notice when empty."""
-    if not rows:
+def render_text(rows: Sequence[NodeRow] | pa.Table, width: int = 80) -> bytes:
+    """tctl's text table for a terminal `width` (80 when not a terminal); a notice when empty.
+    `rows` are NodeRows or a report frame (`pipeline.report.frame`)."""
+    table = frame_of(rows)
+    if not table.num_rows:
         return (NO_INSTANCES + "\n").encode()
-    cells = [go_bytes_each(text_cells(row)) for row in rows]
-    columns = [c.encode() for c in TEXT_COLUMNS]
-    return truncated_table(columns, cells, b"Details", width)
+    f = frame.arrays(table)
+    cloud = pc.if_else(pc.equal(f["cloud"], "aws"), CLOUD_NAMES["aws"], CLOUD_NAMES["azure"])
+    cells = [cloud, f["account_id"], f["region"], cells_of.instance(f), cells_of.last_time(f),
+             cells_of.status(f), cells_of.details(f)]
+    return coltable.truncated_table([c.encode() for c in TEXT_COLUMNS], cells, b"Details", width)
+
+
+def frame_of(rows: Sequence[NodeRow] | pa.Table) -> pa.Table:
+    """A report frame of `rows` (one already is)."""
+    return rows if isinstance(rows, pa.Table) else frame.from_rows(rows)
+
+
+def rows_of(rows: Sequence[NodeRow] | pa.Table) -> Sequence[NodeRow]:
+    """NodeRows of `rows` (a frame is turned into them)."""
+    return frame.to_rows(rows) if isinstance(rows, pa.Table) else rows
 
 
 def json_object(row: NodeRow) -> dict:
@@ -74,14 +92,19 @@ def json_object(row: NodeRow) -> dict:
     return obj
 
 
-def render_json(rows: Sequence[NodeRow]) -> bytes:
-    """tctl's JSON: one array (`[]` when empty), 4-space indent, HTML-escaped, newline-terminated."""
-    return go_json_dumps([json_object(row) for row in rows]).encode()
+def render_json(rows: Sequence[NodeRow] | pa.Table) -> bytes:
+    """tctl's JSON: one array (`[]` when empty), 4-space indent, HTML-escaped, newline-terminated.
+    `rows` are NodeRows or a report frame."""
+    table = frame_of(rows)
+    if not table.num_rows:
+        return b"[]\n"
+    return jsoncols.json_array(frame.arrays(table))
 
 
-def render_yaml(rows: Sequence[NodeRow]) -> bytes:
+def render_yaml(rows: Sequence[NodeRow] | pa.Table) -> bytes:
     """tctl's YAML: one yaml.v2 document per row, "---" between them; `[]` (no newline) when empty.
     A row yaml.v2 refuses raises GoYAMLError whose `partial` holds what tctl printed before it."""
+    rows = rows_of(rows)
     if not rows:
         return b"[]"
     docs: list[str] = []
@@ -119,8 +142,9 @@ def analyst_cells(row: NodeRow) -> list[str]:
     ]
 
 
-def render_csv(rows: Sequence[NodeRow]) -> bytes:
+def render_csv(rows: Sequence[NodeRow] | pa.Table) -> bytes:
     """RFC 4180 CSV (CRLF line ends, minimal quoting), header always, UTF-8 without BOM."""
+    rows = rows_of(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(TEXT_COLUMNS + ANALYST_COLUMNS)
@@ -143,8 +167,9 @@ def _md_line(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def render_markdown(rows: Sequence[NodeRow]) -> bytes:
+def render_markdown(rows: Sequence[NodeRow] | pa.Table) -> bytes:
     """A GitHub table (`\\`, `|` escaped, line breaks as <br>); a notice under the header when empty."""
+    rows = rows_of(rows)
     header = TEXT_COLUMNS + ANALYST_COLUMNS
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += [_md_line(analyst_cells(row)) for row in rows]

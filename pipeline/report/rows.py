@@ -63,16 +63,6 @@ def rows_from_columns(columns: Mapping[str, Sequence]) -> list[NodeRow]:
     return rows
 
 
-def run_results(has_run: Sequence[bool], time_ns: Sequence, exit_code: Sequence,
-                stdout: Sequence[str], stderr: Sequence[str], api_error: Sequence[str],
-                is_failure: Sequence[bool]) -> list[RunResult | None]:
-    """The `run` column: a RunResult where `has_run`, else None (output via combine_output)."""
-    return [RunResult(time_ns=t, exit_code=code, output=combine_output(out, err),
-                      api_error=api, is_failure=failed) if has else None
-            for has, t, code, out, err, api, failed
-            in zip(has_run, time_ns, exit_code, stdout, stderr, api_error, is_failure,
-                   strict=True)]
-
 # --- tctl's per-row text: one function per column, byte-identical to tctl ------------------
 
 # Go's unicode.IsSpace (what strings.TrimSpace trims). Python's str.strip also trims \x1c-\x1f.
@@ -105,7 +95,7 @@ def status(row: NodeRow) -> str:
     return f"Failed ({run_status})" if run.is_failure else "Installed (offline)"
 
 
-def _trim_escape(s: str) -> str:
+def trim_escape(s: str) -> str:
     """tctl's trimEscape: TrimSpace, cut to 100 bytes + "..." (may split a rune), then %q."""
     raw = go_bytes(go_trim_space(s))
     if not raw:
@@ -118,7 +108,7 @@ def _trim_escape(s: str) -> str:
 def details(row: NodeRow, text: Callable[[str], str] | None = None) -> str:
     """tctl's Details column: task title, then `Script output: %q` or `API error: %q`, ". "-joined.
     `text` replaces tctl's trim-cut-quote of the output (CSV/Markdown pass the full text)."""
-    text = text or _trim_escape
+    text = text or trim_escape
     title = user_task_title(row.user_task_issue)
     extra = ""
     if row.run is not None:

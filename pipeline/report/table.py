@@ -165,10 +165,17 @@ def truncate_column(cells: Sequence[bytes], limit: int) -> Sequence[bytes]:
 def column_limits(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], truncated: bytes,
                   width: int) -> list[int]:
     """MakeTableWithTruncatedColumn's MaxCellLength per column for a terminal `width`."""
+    longest = [max([len(title), *map(len, cells)])
+               for title, cells in zip(columns, _columns_of(rows, len(columns)), strict=True)]
+    return limits_of(columns, longest, truncated, width)
+
+
+def limits_of(columns: Sequence[bytes], longest: Sequence[int], truncated: bytes,
+              width: int) -> list[int]:
+    """`column_limits` given each column's longest cell in bytes (its title included)."""
     max_col_width = _go_div(width - 16, len(columns) - 1)
     limits, total = [], 0
-    for title, cells in zip(columns, _columns_of(rows, len(columns)), strict=True):
-        limit = max([len(title), *map(len, cells)])
+    for title, limit in zip(columns, longest, strict=True):
         if title != truncated:
             if limit > max_col_width:
                 limit, total = max_col_width, total + max_col_width + 4  # "...<space>"
@@ -189,23 +196,31 @@ def truncated_table(columns: Sequence[bytes], rows: Sequence[Sequence[bytes]], t
     if rows and set(map(len, rows)) != {len(columns)}:
         raise ValueError(f"truncated_table: every row needs {len(columns)} cells")
     limits = column_limits(columns, rows, truncated, width)
-    if rows and min(limits) < 0:  # asciitable would slice cell[:-n]: tctl panics (W <= 10)
-        raise TableWidthError(f"table too narrow for width {width}: column limit {min(limits)} < 0 "
-                              "(tctl panics here); use a width of at least 11, or --format json")
+    check_limits(limits, width, bool(rows))
     cells = _columns_of(rows, len(columns))
     cut = [truncate_column(col, lim) for col, lim in zip(cells, limits, strict=True)]
     table = [[title, b"-" * max([len(title), *map(len, col)]), *col]
              for title, col in zip(columns, cut, strict=True)]
-    if any(_TABWRITER_CONTROL.search(b"".join(col)) for col in table):
-        tw = TabWriter(minwidth=5, tabwidth=0, padding=1, padchar=b" ")
-        for line in zip(*table, strict=True):
-            tw.write(b"".join(cell + b"\t" for cell in line) + b"\n")
-        return tw.flush()
+    if any(TABWRITER_CONTROL.search(b"".join(col)) for col in table):
+        return tabwriter_table(table)
     return _aligned(table, minwidth=5, padding=1)
 
 
+def check_limits(limits: list[int], width: int, any_rows: bool) -> None:
+    if any_rows and min(limits) < 0:  # asciitable would slice cell[:-n]: tctl panics (W <= 10)
+        raise TableWidthError(f"table too narrow for width {width}: column limit {min(limits)} < 0 "
+                              "(tctl panics here); use a width of at least 11, or --format json")
+
+
+def tabwriter_table(table: Sequence[Sequence[bytes]]) -> bytes:
+    tw = TabWriter(minwidth=5, tabwidth=0, padding=1, padchar=b" ")
+    for line in zip(*table, strict=True):
+        tw.write(b"".join(cell + b"\t" for cell in line) + b"\n")
+    return tw.flush()
+
+
 # bytes that make tabwriter end a cell or line, or start an escape
-_TABWRITER_CONTROL = re.compile(b"[\t\n\v\f\xff]")
+TABWRITER_CONTROL = re.compile(b"[\t\n\v\f\xff]")
 
 
 def _aligned(table: Sequence[Sequence[bytes]], minwidth: int, padding: int) -> bytes:

@@ -236,19 +236,26 @@ def read_athena(f: SourceFile, batch_rows: int = 65536) -> Iterator[pa.RecordBat
             yield _error_batch(f, 1, b"", f"unreadable Parquet: {e}")
 
 
-def read_lines(f: SourceFile, block_size: int = BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
-    """Yield batches of the file's lines (split on \\n, a trailing \\r kept for the parser)."""
+def read_lines(f: SourceFile, block_size: int = BLOCK_SIZE, *, start: int = 0,
+               length: int | None = None, first_line_no: int = 1) -> Iterator[pa.RecordBatch]:
+    """Yield batches of the file's lines (split on \\n, a trailing \\r kept for the parser).
+    With `length`, only the plain local bytes [start, start + length), the lines numbered from
+    `first_line_no` (a range of a large file cut at line ends, `sources.duck.split`)."""
     try:
-        stream = _open(f)
+        stream = _open(f) if length is None else _open_local(f.url)
+        if start:
+            stream.seek(start)
     except OSError as e:
-        yield _error_batch(f, 1, b"", f"unreadable: {e.strerror or e}")
+        yield _error_batch(f, first_line_no, b"", f"unreadable: {e.strerror or e}")
         return
-    line_no = 1
+    line_no = first_line_no
+    left = -1 if length is None else length
     tail = b""
     with stream:
-        while True:
+        while left:
             try:
-                block = stream.read(block_size)
+                block = stream.read(block_size if left < 0 else min(block_size, left))
+                left -= 0 if left < 0 else len(block)
             except (EOFError, zlib.error) as e:
                 # complete lines read so far are kept; the partial one is quarantined
                 yield _error_batch(f, line_no, tail, f"truncated or corrupt gzip stream ({e})")

@@ -318,6 +318,15 @@ class Store:
             con.close()
 
 
+def _unused(rel: str, taken: set[str]) -> str:
+    """`rel`, or `<stem>-b<n>.parquet` for the first n >= 2 not in `taken` (which it joins)."""
+    stem, n, out = rel.removesuffix(".parquet"), 2, rel
+    while out in taken:
+        out, n = f"{stem}-b{n}.parquet", n + 1
+    taken.add(out)
+    return out
+
+
 class Writer:
     """One transaction on the store: stage files, then commit them in one manifest write."""
 
@@ -359,6 +368,9 @@ class Writer:
         """Place finished local files (by their path relative to the dataset folder) into the
         dataset; invisible to readers until `commit()`. Checks the writer still holds the lock."""
         self._guard.check()
+        taken = set(self._added.get(dataset, ()))
+        # a name this write already used (an earlier batch of one ingest): numbered on
+        files = {_unused(rel, taken): files[rel] for rel in sorted(files)}
         rels = sorted(files)
         self._record_intents([f"{dataset}/{rel}" for rel in rels])  # so a crash can be swept
         for rel in rels:

@@ -130,3 +130,32 @@ def test_cli_generates_a_store_once(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1
     assert again.output.count("\n") == 1 and "already holds events" in again.output
+
+
+def test_small_sort_spans_and_pieces_store_the_same_rows(stores, tmp_path, monkeypatch):
+    """Events sorted a few files at a time and read in pieces of one or two files (what a
+    year-long fleet does) store the same rows, each file in time order."""
+    from pipeline.gen import tostore
+
+    _, direct, _ = stores
+    monkeypatch.setattr(tostore, "SORT_ROWS", 700)
+    monkeypatch.setattr(tostore, "CHUNK_ROWS", 300)
+    small = Store(tmp_path / "small")
+    generate_fleet_store(small, **ARGS)
+    for ds in (RUNS, JOINS):
+        assert rows(small, ds) == rows(direct, ds)
+    con = duckdb.connect()
+    unordered = con.execute(
+        "SELECT filename FROM (SELECT filename, time < lag(time) OVER (PARTITION BY filename "
+        "ORDER BY file_row_number) AS back FROM read_parquet($1, filename = true, "
+        "file_row_number = true)) WHERE back", [small.files(RUNS.name)]).fetchall()
+    assert unordered == []
+
+
+def test_file_spans_cut_whole_files_within_a_cloud():
+    from pipeline.gen.tostore import file_spans
+
+    files = [(0, 5), (1, 5), (2, 5), (3, 1), (4, 9), (5, 1)]  # 3 days: 0-2 aws, 3-5 azure
+    assert file_spans(files, 10, 3) == [(0, 2), (2, 3), (3, 5), (5, 6)]
+    assert file_spans(files, 100, 3) == [(0, 3), (3, 6)]
+    assert file_spans([], 10, 3) == []
