@@ -13,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.events import ingest_events
-from pipeline.ingest.snapshots import ingest_snapshot
 from pipeline.publish.history import records
 from pipeline.query import analytics
 from pipeline.report.nodes import nodes_report
@@ -28,9 +26,8 @@ from tests.conftest import (
     make_join,
     make_run,
     ts,
-    write_json,
-    write_lines,
 )
+from tests.query.test_analytics import build, pick
 
 S = timedelta(seconds=1)
 M = timedelta(minutes=1)
@@ -54,18 +51,6 @@ def step(instance, ok=True, at=T0, *, cmd=None, nanos=0, **kw) -> dict:
     kw.setdefault("exit_code", 0 if ok else 1)
     return make_run(instance, code, at, command_id=cmd or f"cmd-{next(_cmds):06d}",
                     time=ts(at, nanos), **kw)
-
-
-def build(store, tmp, events, snapshots=()):
-    if events:
-        ingest_events(store, [str(write_lines(tmp / "audit" / "events.log", events))])
-    for i, (at, nodes) in enumerate(snapshots):
-        ingest_snapshot(store, "nodes", str(write_json(tmp / f"nodes-{i}.json", list(nodes))), at)
-    return analytics.connect(store)
-
-
-def pick(table, *fields) -> list[tuple]:
-    return [tuple(r[f] for f in fields) for r in records(table)]
 
 
 def trend(con, lo, hi, by="cloud", bucket="day") -> list[tuple]:
