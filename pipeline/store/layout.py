@@ -329,6 +329,15 @@ def legacy_in(datasets: dict[str, list[str]]) -> list[str]:
     return [name for name in LEGACY if datasets.get(name)]
 
 
+def oldest_layout(runs_current: bool, datasets: dict[str, list[str]]) -> int:
+    """The manifest's schema_version (the oldest layout a committed file may have) of a store
+    listing `datasets`: 1 while runs/joins files of schema 1 may remain, 2 while snapshots are
+    full copies, else the current one."""
+    if not runs_current:
+        return 1
+    return 2 if legacy_in(datasets) else SCHEMA_VERSION
+
+
 # How the ingest derives stored columns from an event's typed fields; `verify` checks partition
 # folders against the same expressions.
 DERIVED = {

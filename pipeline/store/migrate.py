@@ -22,9 +22,9 @@ from pipeline.store.layout import (
     DATASETS,
     HISTORY,
     INGEST_LOG,
-    SCHEMA_VERSION,
     SNAPSHOT_LOG,
     legacy_in,
+    oldest_layout,
 )
 from pipeline.store.manifest import Store, StoreError
 from pipeline.store.write import sql_str, write_dataset, write_table
@@ -62,8 +62,9 @@ def migrate(store: Store, *, lock_timeout: float = 60.0,
                 _convert(con, store, w, k, counts, say)
             counts["files"] += _fix_log(con, store, w)
             _log(con, w, started, legacy, counts)
-            if w.base.schema_version >= 2:  # runs/joins already current (else compaction's step)
-                w.schema_version = SCHEMA_VERSION
+            # the full copies are gone; schema-1 runs/joins files are compaction's step
+            w.schema_version = max(w.base.schema_version,
+                                   oldest_layout(w.base.schema_version >= 2, {}))
             w.commit()
         finally:
             con.close()

@@ -25,7 +25,7 @@ from pipeline.store.layout import (
     SCHEMA_VERSION,
     Dataset,
     extra_sql,
-    legacy_in,
+    oldest_layout,
     typed_keys,
 )
 from pipeline.store.write import sql_str, write_table
@@ -87,7 +87,7 @@ def migrate(store: Store, *, lock_timeout: float = 60.0) -> dict:
         start = w.base.schema_version
         # runs/joins become current; the snapshots' layout is whatever the datasets are (full
         # copies until `discovery-history migrate`: layout 2)
-        to = max(start, 2 if legacy_in(w.base.datasets) else SCHEMA_VERSION)
+        to = max(start, oldest_layout(True, w.base.datasets))
         done = {"files": 0, "rows": 0, "from": start, "to": to}
         if start >= to:
             return done
