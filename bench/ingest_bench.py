@@ -44,17 +44,24 @@ def ingest_pair(ctx: Ctx, events: int) -> dict:
     fleet = ensure_fleet(ctx, "ingest", events, ctx.scale.input_days)
     listfile = write_list(ctx.work / "tmp" / f"files-{events}.txt", fleet.files)
     warm(fleet.files)
+    ours, bare = interleaved(ctx, listfile, "", f"ingest {human(events)}")
+    cache[events] = {"fleet": fleet, "ours": ours, "bare": bare}
+    return cache[events]
+
+
+def interleaved(ctx: Ctx, listfile, prefix: str, label: str) -> tuple[list[dict], list[dict]]:
+    """`ctx.runs` runs each of our ingest and the bare COPY of the files in `listfile`, in
+    alternating order (outputs under tmp/<prefix>ours-out and <prefix>bare-out)."""
     ours, bare = [], []
     for i in range(ctx.runs):
         order = [("ours", "ingest", ours), ("bare", "bare", bare)]
         for who, mode, out in order if i % 2 == 0 else order[::-1]:
-            res = child(mode, ctx.work / "tmp" / f"{who}-out", listfile)
+            res = child(mode, ctx.work / "tmp" / f"{prefix}{who}-out", listfile)
             res["code"] = code_fingerprint()
             out.append(res)
-            log(f"  ingest {human(events)} run {i + 1}/{ctx.runs} {who}: {res['seconds']:.2f}s,"
-                f" peak RSS {res['maxrss_bytes'] / 2**20:.0f} MiB")
-    cache[events] = {"fleet": fleet, "ours": ours, "bare": bare}
-    return cache[events]
+            log(f"  {label} run {i + 1}/{ctx.runs} {who}: {res['seconds']:.2f}s, peak RSS "
+                f"{res['maxrss_bytes'] / 2**20:.0f} MiB")
+    return ours, bare
 
 
 def naive_loop(lines: list[bytes], out) -> float:

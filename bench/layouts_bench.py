@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 from bench.data import Ctx, _done, _mark, ensure_fleet, write_list
-from bench.harness import Check, Row, code_fingerprint, log, median
-from bench.ingest_bench import child, warm
+from bench.harness import Check, Row, log, median
+from bench.ingest_bench import interleaved, warm
 from bench.scales import human
 
 NAME = "layouts"
@@ -82,15 +82,7 @@ def run(ctx: Ctx) -> list[Row]:
         files = layouts[layout]
         listfile = write_list(ctx.work / "tmp" / f"layout-{layout.replace(' ', '-')}.txt", files)
         warm(files)
-        ours, bare = [], []
-        for i in range(ctx.runs):
-            order = [("ours", "ingest", ours), ("bare", "bare", bare)]
-            for who, mode, out in order if i % 2 == 0 else order[::-1]:
-                res = child(mode, ctx.work / "tmp" / f"layout-{who}-out", listfile)
-                res["code"] = code_fingerprint()
-                out.append(res)
-                log(f"  {layout} run {i + 1}/{ctx.runs} {who}: {res['seconds']:.2f}s, peak RSS "
-                    f"{res['maxrss_bytes'] / 2**20:.0f} MiB")
+        ours, bare = interleaved(ctx, listfile, "layout-", layout)
         ours_t = median([r["seconds"] for r in ours])
         bare_t = median([r["seconds"] for r in bare])
         peak = median([r["maxrss_bytes"] for r in ours]) / 2**20
