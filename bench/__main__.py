@@ -20,8 +20,10 @@ from bench import (
     incremental_bench,
     ingest_bench,
     layouts_bench,
+    layouts_rss_bench,
     memory_bench,
     report_bench,
+    scratch_bench,
     snapshot_bench,
     storage_bench,
 )
@@ -38,9 +40,10 @@ from bench.harness import (
 )
 from bench.scales import SCALES
 
-BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, layouts_bench, memory_bench,
+BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, layouts_bench, layouts_rss_bench,
+                                  memory_bench,
                                   incremental_bench, report_bench, cli_bench, storage_bench,
-                                  snapshot_bench)}
+                                  snapshot_bench, scratch_bench)}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

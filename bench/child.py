@@ -74,7 +74,9 @@ def run_ingest(out: str, files: list[str]) -> dict:
     runs = manifest["datasets"].get("runs", [])
     per_part = Counter(r.rsplit("/", 1)[0] for r in runs)
     return {"seconds": seconds, "out_bytes": size, "read": summary.read,
-            "stored": summary.stored, "balanced": summary.balanced,
+            "stored": summary.stored, "duplicates": summary.duplicates,
+            "skipped": summary.skipped, "quarantined": summary.quarantined,
+            "balanced": summary.balanced,
             "runs_files": len(runs), "runs_partitions": len(per_part),
             "max_files_per_partition": max(per_part.values(), default=0),
             "runs_bytes": sum(os.path.getsize(Path(out) / "runs" / r) for r in runs)}
