@@ -24,17 +24,15 @@ from pydantic import (
     field_validator,
 )
 
+# RFC 3339 parsing lives with the CLI's time parsing (no pydantic there); the models use it
+from pipeline.timeutil import MAX_NS, MIN_NS, TIME_RE, parse_time_ns  # noqa: F401
+
 SSM_RUN = "ssm.run"
 AZURE_RUN = "azure.run"
 INSTANCE_JOIN = "instance.join"
 RUN_EVENTS = (SSM_RUN, AZURE_RUN)
 KNOWN_EVENTS = (SSM_RUN, AZURE_RUN, INSTANCE_JOIN)
 
-# RFC 3339 as Teleport writes it: up to nanoseconds, `Z` or a numeric offset.
-TIME_RE = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$",
-    re.ASCII,
-)
 # Event times as they reach us: Teleport's RFC 3339, and what Fluentd writes in its time column or
 # injects (`T` or a space before the time of day, an offset with or without a colon, after an
 # optional space: `2026-05-04 12:00:00 +0200`), or an epoch number (see parse_event_time_ns).
@@ -47,34 +45,7 @@ EPOCH_RE = re.compile(r"^(\d{1,19})(?:\.(\d{1,9}))?$", re.ASCII)
 FLUENTD_LINE_RE = re.compile(r"^([^\t]*)\t(?:([^\t]*)\t)?(\{.*)$")
 DEFAULT_TIME_KEY = "time"
 BLANK_RE = re.compile(r"[\t\n\f\r ]*")  # RE2's \s, as the bulk validator uses
-# Storable times: int64 nanoseconds but the values engines reserve, DuckDB's ±infinity
-# (±(2**63 - 1): casting to it fails) and pandas' NaT (-2**63): 1677-09-21 .. 2262-04-11.
-MIN_NS = -(2**63) + 2
-MAX_NS = 2**63 - 2
 INT_RE = re.compile(r"-?[0-9]+")
-
-
-def parse_time_ns(text: str) -> int:
-    """Parse an RFC 3339 time to integer nanoseconds since the epoch (UTC); ValueError if bad."""
-    import calendar
-
-    m = TIME_RE.fullmatch(text)
-    if not m:
-        raise ValueError(f"time {text!r} is not RFC 3339 (e.g. 2026-05-04T10:00:00.123456789Z)")
-    year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
-    frac, offset = m.group(7) or "", m.group(8)
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
-        raise ValueError(f"time {text!r} has no such date")
-    if hh > 23 or mm > 59 or ss > 59:
-        raise ValueError(f"time {text!r} has no such time of day")
-    seconds = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0))
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
-    ns = seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
-    if not (MIN_NS <= ns <= MAX_NS):
-        raise ValueError(f"time {text!r} is outside the supported range (1677..2262)")
-    return ns
 
 
 def parse_event_time_ns(text: str) -> int:

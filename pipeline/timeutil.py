@@ -1,11 +1,12 @@
-"""Parsing of the CLI's durations (`--last`) and instants (`--from`, `--to`, `--at`)."""
+"""Parsing of the CLI's durations (`--last`) and instants (`--from`, `--to`, `--at`), and of
+RFC 3339 times (`parse_time_ns`, which the event models use too): no pydantic here, so a query
+command never imports it."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, date, datetime, timedelta
-
-from pipeline.models import parse_time_ns
 
 _UNITS_NS = {
     "ns": 1,
@@ -20,6 +21,17 @@ _UNITS_NS = {
     "w": 7 * 86400 * 1_000_000_000,
 }
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)")
+
+
+# RFC 3339 as Teleport writes it: up to nanoseconds, `Z` or a numeric offset.
+TIME_RE = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$",
+    re.ASCII,
+)
+# Storable times: int64 nanoseconds but the values engines reserve, DuckDB's ±infinity
+# (±(2**63 - 1): casting to it fails) and pandas' NaT (-2**63): 1677-09-21 .. 2262-04-11.
+MIN_NS = -(2**63) + 2
+MAX_NS = 2**63 - 2
 
 
 class InputError(ValueError):
@@ -43,6 +55,27 @@ def parse_duration_ns(text: str) -> int:
     if total <= 0:
         raise InputError(f"invalid duration {text!r}: must be greater than zero")
     return int(total)
+
+
+def parse_time_ns(text: str) -> int:
+    """Parse an RFC 3339 time to integer nanoseconds since the epoch (UTC); ValueError if bad."""
+    m = TIME_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"time {text!r} is not RFC 3339 (e.g. 2026-05-04T10:00:00.123456789Z)")
+    year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
+    frac, offset = m.group(7) or "", m.group(8)
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        raise ValueError(f"time {text!r} has no such date")
+    if hh > 23 or mm > 59 or ss > 59:
+        raise ValueError(f"time {text!r} has no such time of day")
+    seconds = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0))
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    ns = seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    if not (MIN_NS <= ns <= MAX_NS):
+        raise ValueError(f"time {text!r} is outside the supported range (1677..2262)")
+    return ns
 
 
 def parse_instant_ns(text: str) -> int:

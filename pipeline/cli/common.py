@@ -27,9 +27,9 @@ def friendly(fn: Callable) -> Callable:
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
-        from pipeline.ingest.snapshots import SnapshotError
-        from pipeline.report.goyaml import GoYAMLError
+        from pipeline.ingest.errors import SnapshotError
         from pipeline.report.table import TableWidthError
+        from pipeline.report.yamlv2 import GoYAMLError
         from pipeline.sources import SourceError
         from pipeline.store import StoreError
 

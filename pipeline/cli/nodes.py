@@ -32,13 +32,13 @@ FORMATS = ("text", "json", "yaml", "csv", "markdown")
 def nodes_cmd(ctx, last, start, end, cloud, failures_only, fmt, width) -> None:
     """The `tctl discovery nodes` report for any window, from the stored history."""
     from pipeline.query.views import connect
-    from pipeline.report.goyaml import GoYAMLError
     from pipeline.report.nodes import nodes_frame
     from pipeline.report.render import RENDERERS
+    from pipeline.report.yamlv2 import GoYAMLError
 
     frm, to = resolve_window(last, start, end, time.time_ns())
     clouds = parse_clouds(cloud)
-    with connect(store_of(ctx)) as con:
+    with connect(store_of(ctx), through="discovery_nodes") as con:
         rows = nodes_frame(con, frm, to, clouds, failures_only)
     try:
         out = RENDERERS[fmt](rows, width=terminal_width(width)) if fmt == "text" else RENDERERS[fmt](rows)

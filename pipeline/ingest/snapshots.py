@@ -11,6 +11,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.ingest import snapshot_store
+from pipeline.ingest.errors import SnapshotError
 from pipeline.ingest.events import IngestSummary, log_ingest
 from pipeline.models import parse_time_ns
 from pipeline.store import Store
@@ -28,10 +29,6 @@ AZURE_LABELS = {
     "region": ("teleport.dev/region", "teleport.internal/region"),
 }
 TASK_CLOUD = {"discover-ec2": "aws", "discover-azure-vm": "azure"}
-
-
-class SnapshotError(Exception):
-    """A snapshot file cannot be read as a tctl listing (JSON or YAML)."""
 
 
 class Metadata(BaseModel):

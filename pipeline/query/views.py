@@ -13,7 +13,7 @@ import duckdb
 
 from pipeline.query import rollups
 from pipeline.store import Store, history
-from pipeline.store.layout import DATASETS, HISTORY, ROLLUPS, Dataset, legacy_in
+from pipeline.store.layout import DATASETS, HISTORY, ROLLUPS, Dataset, legacy_in, uniform_since
 from pipeline.store.manifest import Manifest
 
 
@@ -31,21 +31,28 @@ def sql_files() -> list[Path]:
     return sorted(p for p in sql_dir().glob("*.sql"))
 
 
-def connect(store: Store | str, *, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A connection with one view per dataset (committed files only) and every `sql/` relation.
+def connect(store: Store | str, *, database: str = ":memory:",
+            through: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection with one view per dataset (committed files only) and every `sql/` relation,
+    or, with `through` (a relation's name), the relations up to the file defining it (what it
+    needs: files load in order, each after its inputs), as a command that asks one question
+    does: defining a relation costs ~3 ms.
 
     Raises StoreError when there is no store at the path."""
     store = store if isinstance(store, Store) else Store(store)
     store.require()
     con = duckdb.connect(database)
-    attach_views(con, store)
+    attach_views(con, store, through=through)
     return con
 
 
-def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
-    """(Re)create the dataset views from the store's current manifest, then the SQL relations."""
+def attach_views(con: duckdb.DuckDBPyConnection, store: Store, *,
+                 through: str | None = None) -> None:
+    """(Re)create the dataset views from the store's current manifest, then the SQL relations
+    (all, or up to the file defining the relation `through`)."""
     manifest = store.manifest()
-    texts = [path.read_text() for path in sql_files()]
+    paths = sql_files()
+    texts = [path.read_text() for path in paths]
     set_files(con, store, manifest, texts)
     legacy = legacy_in(manifest.datasets)
     for name, ds in DATASETS.items():
@@ -56,9 +63,10 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             # before schema 3 has no schema file for it)
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {_empty(ds)}")
             continue
-        if name in HISTORY:
-            # its files all have the layout's schema (written from schema 3 on; verify checks):
-            # binding reads one footer, not a year of them (`<name>_scan`, see set_files)
+        if name in HISTORY or uniform_since(name, manifest.schema_version):
+            # its files all have the layout's schema (history: written from schema 3 on; runs and
+            # joins: once no schema-1 file may remain; verify checks): binding reads one footer,
+            # not a year of them (`<name>_scan`, see set_files)
             _dataset_view(con, name, ds, f"getvariable('{name}_scan')", by_name=False)
             continue
         _dataset_view(con, name, ds, f"getvariable('{name}_files')")
@@ -70,24 +78,29 @@ def attach_views(con: duckdb.DuckDBPyConnection, store: Store) -> None:
             else:
                 con.execute(f"CREATE OR REPLACE VIEW {source} AS {_empty(kind.legacy)}")
             history.legacy_views(con, kind, source)
-    for text in texts:
+    for path, text in zip(paths, texts, strict=True):
         con.execute(text)
+        if through is not None and path.stem.split("_", 1)[-1] == through:
+            break
+    else:
+        if through is not None:
+            raise ValueError(f"no sql/ file defines {through!r}")
 
 
 def set_files(con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest,
               texts: list[str]) -> None:
     """Set the variables the views read through (each dataset's committed files of `manifest`,
     the fresh rollups) and let `con` read the store's files; `texts` are the `sql/` texts loaded.
-    A history dataset's list is also kept with a data file first and the schema file last
-    (`<name>_scan`): the planner sizes a scan by its first file, and a zero-row anchor would
-    make it a join's build side, so that a capture's day and month would not prune files. A
+    Each list is also kept with a data file first and the schema file last (`<name>_scan`,
+    what the views of datasets whose files share one layout read): the planner sizes a scan by
+    its first file, and a zero-row anchor would make it a join's build side, so that a capture's
+    day and month would not prune files (and a year of runs would be a hash table). A
     store of full copies (schema 1-2) lists them as `legacy_<dataset>_files`."""
     store.register(con)
     for name in DATASETS:
         files = store.files(name, manifest)
         con.execute(f"SET VARIABLE {name}_files = $1", [files])
-        if name in HISTORY:
-            con.execute(f"SET VARIABLE {name}_scan = $1", [files[1:] + files[:1]])
+        con.execute(f"SET VARIABLE {name}_scan = $1", [files[1:] + files[:1]])
     for name in legacy_in(manifest.datasets):
         con.execute(f"SET VARIABLE legacy_{name}_files = $1", [store.files(name, manifest)])
     rollups.attach(con, store, manifest.datasets, texts)
@@ -96,15 +109,17 @@ def set_files(con: duckdb.DuckDBPyConnection, store: Store, manifest: Manifest,
 def _dataset_view(con, name: str, ds: Dataset, files: str, by_name: bool = True) -> None:
     """The view `name` over the Parquet files of the list expression `files`, hive keys typed
     (columns matched by name across files unless `by_name` is False); and, for event datasets,
-    the macro `<name>_on_days` reading only some days' files."""
+    the macro `<name>_on_days` reading only some days' files (of `<name>_files`, whose first
+    entry is the schema file; their footers are read: a window's days are few)."""
     hive = ", ".join(f"'{c}': '{t}'" for c, t in ds.partition)
     options = f", hive_partitioning = true, hive_types = {{{hive}}}" if ds.partition else ""
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
                 f"{files}, union_by_name = {str(by_name).lower()}{options})")
     if "event_date" in dict(ds.partition):
+        listed = _days_filter(f"getvariable('{name}_files')")
         con.execute(f"CREATE OR REPLACE MACRO {name}_on_days(first_day, last_day, "
                     "skip_months := []::DATE[]) AS TABLE SELECT * FROM read_parquet("
-                    f"{_days_filter(files)}, union_by_name = true{options})")
+                    f"{listed}, union_by_name = true{options})")
 
 
 def _empty(ds: Dataset) -> str:

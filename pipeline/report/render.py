@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 from pipeline.report import cells as cells_of
 from pipeline.report import coltable, frame, jsoncols
 from pipeline.report.gofmt import go_bytes, rfc3339, rfc3339nano
-from pipeline.report.goyaml import GoYAMLError, go_yaml_dumps
 from pipeline.report.rows import (
     CLOUD_NAMES,
     NodeRow,
@@ -29,6 +28,7 @@ from pipeline.report.rows import (
     last_time_ns,
     status,
 )
+from pipeline.report.yamlv2 import GoYAMLError
 
 TEXT_COLUMNS = ("Cloud", "Account", "Region", "Instance", "Time", "Status", "Details")
 ANALYST_COLUMNS = ("InstanceKey", "Online", "ExitCode", "IsFailure", "RunTime", "Expiry",
@@ -104,6 +104,8 @@ def render_json(rows: Sequence[NodeRow] | pa.Table) -> bytes:
 def render_yaml(rows: Sequence[NodeRow] | pa.Table) -> bytes:
     """tctl's YAML: one yaml.v2 document per row, "---" between them; `[]` (no newline) when empty.
     A row yaml.v2 refuses raises GoYAMLError whose `partial` holds what tctl printed before it."""
+    from pipeline.report.goyaml import go_yaml_dumps  # here: PyYAML only for this format
+
     rows = rows_of(rows)
     if not rows:
         return b"[]"

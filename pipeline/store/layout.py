@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pipeline import models
-
 # 2: runs/joins keep `extra` (the keys this version does not model) instead of the whole line
 # 3: node and user-task snapshots kept as presence intervals and per-capture values (the change
 #    history) instead of one full copy per capture; `discovery-history migrate` converts
@@ -96,6 +94,8 @@ PROVENANCE = (("extra", "VARCHAR"), ("source", "VARCHAR"), ("ingest_id", "VARCHA
 def typed_keys(kind: str) -> list[str]:
     """The JSON keys of a `kind` (run | join) event that the store keeps in typed columns: the
     models' fields (by their JSON name) that are columns of runs or joins, sorted."""
+    from pipeline import models  # here: pydantic (~0.1 s) is for writers, not the query path
+
     stored = {c for ds in (RUNS, JOINS) for c in ds.column_names}
     return sorted({info.alias or name for ev, m in models.MODELS.items()
                    if (ev == models.INSTANCE_JOIN) == (kind == "join")
@@ -327,6 +327,13 @@ def dataset(name: str) -> Dataset:
 def legacy_in(datasets: dict[str, list[str]]) -> list[str]:
     """The legacy datasets a manifest still lists files of (empty once migrated)."""
     return [name for name in LEGACY if datasets.get(name)]
+
+
+def uniform_since(name: str, version: int) -> bool:
+    """Whether every committed file of dataset `name` has the current columns in a store whose
+    oldest layout (manifest schema_version) is `version`: no layout from `version` on had other
+    columns for it. Readers then bind one file's footer instead of every file's."""
+    return not any(name in OLDER_COLUMNS.get(v, {}) for v in range(version, SCHEMA_VERSION))
 
 
 def oldest_layout(runs_current: bool, datasets: dict[str, list[str]]) -> int:
