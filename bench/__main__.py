@@ -56,8 +56,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="inputs and stores, reused across runs (default bench/.work, $BENCH_WORK)")
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--history", choices=("ingested", "generated"), default="ingested",
-                   help="incremental: the history store from the generated fleet through our "
-                        "ingest, or written by generate --store (no JSON: fits a small disk)")
+                   help="incremental, report: the history store from the generated fleet through "
+                        "our ingest, or written by generate --store (no JSON ingest: minutes, "
+                        "not a quarter of an hour; the report's raw baselines still read the JSON)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]

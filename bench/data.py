@@ -320,6 +320,43 @@ def increment_of(h: History) -> Increment:
     return Increment("ingested", h.store, heads, h.hour_files, h.doc["ingest"]["stored"], h.doc)
 
 
+def ensure_generated_year(ctx: Ctx) -> Path:
+    """The history store written by the generator (`generate_fleet_store`: typed rows, no JSON;
+    the same seed, fleet and end as the history fleet's JSON, so the same events), snapshots at
+    the end; built once."""
+    from pipeline.gen.tostore import generate_fleet_store
+
+    s = ctx.scale
+    aws, azure = fleet_size(s.history_events, s.history_days)
+    base = ctx.inputs / f"genstore-{human(s.history_events)}-{s.history_days}d-s{SEED}"
+    year = base / f"year-v{schema_version()}"
+    if _done(year) is None:
+        log(f"generating the history store: {aws} + {azure} instances over {s.history_days} days"
+            f" -> {year}")
+        shutil.rmtree(year, ignore_errors=True)
+        secs, summary = timed(lambda: generate_fleet_store(
+            year, seed=SEED, days=s.history_days, end=end_instant(), aws_instances=aws,
+            azure_vms=azure))
+        _mark(year, {"generate": summary.model_dump(mode="json"), "seconds": secs})
+        log(f"  {summary} in {secs:.1f}s")
+    return year
+
+
+def ensure_generated_report_history(ctx: Ctx) -> History:
+    """The report benchmark's history with `--history generated`: the generated year store
+    (no hour cut off: the report window is the fleet's last day, the snapshots taken at its end)
+    next to the history fleet's JSON (the raw baselines read the window's day files of it)."""
+    fleet = ensure_fleet(ctx, "history", ctx.scale.history_events, ctx.scale.history_days)
+    year = ensure_generated_year(ctx)
+    end = end_instant()
+    doc = _done(year)
+    gen = doc["generate"]
+    doc = _refresh_rollups(year, doc | {
+        "ingest": {"stored": gen["run_events"] + gen["joins"], "how": "generate --store"},
+        "raw_bytes": fleet.raw_bytes})
+    return History(fleet, fleet.files, [], year, end, (end - timedelta(days=1), end), doc)
+
+
 def ensure_generated_history(ctx: Ctx) -> Increment:
     """A history store written by the generator (`generate_fleet_store`: typed rows, no JSON,
     so the 50M-event year fits on a small disk; its uid index built as it writes), then the day
@@ -328,23 +365,14 @@ def ensure_generated_history(ctx: Ctx) -> Increment:
     by our ingest into a hard-link copy of the history (so the hour's partition holds the day so
     far), its last hour the increment."""
     from pipeline.gen.generate import generate_fleet
-    from pipeline.gen.tostore import generate_fleet_store
     from pipeline.ingest.events import ingest_events
     from pipeline.store import Store
 
     s = ctx.scale
     aws, azure = fleet_size(s.history_events, s.history_days)
-    base = ctx.inputs / f"genstore-{human(s.history_events)}-{s.history_days}d-s{SEED}"
-    year = base / f"year-v{schema_version()}"
+    year = ensure_generated_year(ctx)
+    base = year.parent
     end = end_instant()
-    if _done(year) is None:
-        log(f"generating the history store: {aws} + {azure} instances over {s.history_days} days"
-            f" -> {year}")
-        shutil.rmtree(year, ignore_errors=True)
-        secs, summary = timed(lambda: generate_fleet_store(
-            year, seed=SEED, days=s.history_days, end=end, aws_instances=aws, azure_vms=azure))
-        _mark(year, {"generate": summary.model_dump(mode="json"), "seconds": secs})
-        log(f"  {summary} in {secs:.1f}s")
     day = base / "next-day"
     if _done(day) is None:
         shutil.rmtree(day, ignore_errors=True)
