@@ -22,6 +22,7 @@ from bench import (
     layouts_bench,
     layouts_rss_bench,
     memory_bench,
+    nodes_bench,
     report_bench,
     scratch_bench,
     snapshot_bench,
@@ -42,7 +43,7 @@ from bench.scales import SCALES
 
 BENCHMARKS = {m.NAME: m for m in (gen_bench, ingest_bench, layouts_bench, layouts_rss_bench,
                                   memory_bench,
-                                  incremental_bench, report_bench, cli_bench, storage_bench,
+                                  incremental_bench, nodes_bench, report_bench, cli_bench, storage_bench,
                                   snapshot_bench, scratch_bench)}
 
 
@@ -56,7 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="inputs and stores, reused across runs (default bench/.work, $BENCH_WORK)")
     p.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--history", choices=("ingested", "generated"), default="ingested",
-                   help="incremental, report: the history store from the generated fleet through "
+                   help="incremental, nodes, report: the history store from the generated fleet through "
                         "our ingest, or written by generate --store (no JSON ingest: minutes, "
                         "not a quarter of an hour; the report's raw baselines still read the JSON)")
     args = p.parse_args(argv)

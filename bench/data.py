@@ -214,9 +214,10 @@ def _add(a, b):
     return replace(a, sources=a.sources + b.sources, **counts)
 
 
-def ensure_history(ctx: Ctx) -> History:
+def ensure_history(ctx: Ctx, rollups: bool = True) -> History:
     """The history fleet (cached), split at end - 1h, its store built by our ingest once, with
-    node and user-task snapshots taken at the end of the report window."""
+    node and user-task snapshots taken at the end of the report window; its rollups brought up
+    to date unless `rollups` is False."""
     from pipeline.ingest.events import ingest_events
     from pipeline.ingest.snapshots import ingest_snapshot
     from pipeline.store import Store
@@ -264,7 +265,8 @@ def ensure_history(ctx: Ctx) -> History:
                "seconds": secs, "raw_bytes": sum(os.path.getsize(f) for f in history_files)}
         _mark(store, doc)
         log(f"  {summary.conservation_line()} in {secs:.1f}s")
-    doc = _refresh_rollups(store, doc)
+    if rollups:
+        doc = _refresh_rollups(store, doc)
     doc = doc | {"split": _done(split)}
     return History(fleet, history_files, hours, store, cut, window, doc)
 
@@ -342,18 +344,20 @@ def ensure_generated_year(ctx: Ctx) -> Path:
     return year
 
 
-def ensure_generated_report_history(ctx: Ctx) -> History:
+def ensure_generated_report_history(ctx: Ctx, rollups: bool = True) -> History:
     """The report benchmark's history with `--history generated`: the generated year store
     (no hour cut off: the report window is the fleet's last day, the snapshots taken at its end)
-    next to the history fleet's JSON (the raw baselines read the window's day files of it)."""
+    next to the history fleet's JSON (the raw baselines read the window's day files of it); its
+    rollups brought up to date unless `rollups` is False."""
     fleet = ensure_fleet(ctx, "history", ctx.scale.history_events, ctx.scale.history_days)
     year = ensure_generated_year(ctx)
     end = end_instant()
     doc = _done(year)
     gen = doc["generate"]
-    doc = _refresh_rollups(year, doc | {
-        "ingest": {"stored": gen["run_events"] + gen["joins"], "how": "generate --store"},
-        "raw_bytes": fleet.raw_bytes})
+    doc = doc | {"ingest": {"stored": gen["run_events"] + gen["joins"], "how": "generate --store"},
+                 "raw_bytes": fleet.raw_bytes}
+    if rollups:
+        doc = _refresh_rollups(year, doc)
     return History(fleet, fleet.files, [], year, end, (end - timedelta(days=1), end), doc)
 
 

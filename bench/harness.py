@@ -100,6 +100,12 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+def sample(fn: Callable[[], object]) -> dict:
+    """One timed call: seconds, milliseconds and what `fn` returned (`rows`)."""
+    secs, out = timed(fn)
+    return {"seconds": secs, "ms": secs * 1000, "rows": out}
+
+
 def interleave(runs: int, ours: Callable[[], dict], base: Callable[[], dict],
                label: str = "") -> tuple[list[dict], list[dict]]:
     """Run `ours` and `base` `runs` times each, alternating which goes first."""
