@@ -1,5 +1,6 @@
-"""Benchmark 5b (issue 18.2), the 24 h `nodes` report over the history store: `nodes_report`
-in-process on an open connection (the whole report and `--failures-only`) vs the same SQL with
+"""Benchmark 5b (issue 18.2), the 24 h `nodes` report over the history store: `nodes_frame`
+(the report's Arrow columns, what the renderers take; `nodes_report` would add a Python object
+per row) in-process on an open connection (the whole report and `--failures-only`) vs the same SQL with
 `runs` read from the raw JSON lines; opening the store; and the whole CLI process an SRE runs,
 `nodes --last 24h --failures-only`, vs the interpreter importing the two engines. A one-day
 window needs no rollups, so the history store is used as it is (none are refreshed)."""
@@ -57,7 +58,7 @@ def raw_connection(h: History, files: list[str]) -> duckdb.DuckDBPyConnection:
 
 
 def _nodes_rows(ctx: Ctx, h: History, con) -> list[Row]:
-    from pipeline.report.nodes import nodes_report
+    from pipeline.report.nodes import nodes_frame
 
     lo, hi = h.report_window
     variants = [("window's day files", h.day_files(lo, hi), ctx.scale.report_runs, False),
@@ -67,14 +68,14 @@ def _nodes_rows(ctx: Ctx, h: History, con) -> list[Row]:
         variants.append(("whole raw log", h.history_files, ctx.runs, False))
     rows = []
     for label, files, runs, failures in variants:
-        ours_rows = nodes_report(con, lo, hi, failures_only=failures)
+        ours_rows = nodes_frame(con, lo, hi, failures_only=failures)
         raw = raw_connection(h, files)
-        same = nodes_report(raw, lo, hi, failures_only=failures) == ours_rows
+        same = nodes_frame(raw, lo, hi, failures_only=failures).equals(ours_rows)
         what = "nodes 24h" + (" --failures-only" if failures else "")
         a, b = interleave(runs, lambda f=failures: sample(
-                              lambda: len(nodes_report(con, lo, hi, failures_only=f))),
+                              lambda: nodes_frame(con, lo, hi, failures_only=f).num_rows),
                           lambda r=raw, f=failures: sample(
-                              lambda: len(nodes_report(r, lo, hi, failures_only=f))),
+                              lambda: nodes_frame(r, lo, hi, failures_only=f).num_rows),
                           f"{what} vs {label}")
         raw.close()
         ours, base = median([x["ms"] for x in a]), median([x["ms"] for x in b])
@@ -87,7 +88,8 @@ def _nodes_rows(ctx: Ctx, h: History, con) -> list[Row]:
                           f" ({len(files)} files)",
             ratio=base / ours, ratio_what="raw time / ours (speed-up)",
             target=("<= 100 ms; " if len(checks) == 2 else "") + ">= 100x", checks=checks,
-            note=f"{len(ours_rows)} report rows, identical to the raw baseline's: {same}",
+            note=f"{ours_rows.num_rows} report rows (the Arrow frame), identical to the raw "
+                 f"baseline's: {same}",
             samples={"ours_ms": [x["ms"] for x in a], "base_ms": [x["ms"] for x in b],
                      "same_rows": same}))
     return rows
