@@ -26,7 +26,7 @@ from pipeline.ingest import staging
 from pipeline.ingest.events import ingest_events
 from pipeline.sources import duck
 from pipeline.sources.files import SourceFile
-from pipeline.store import Store, uidbuild
+from pipeline.store import Store, uidbuild, uidindex
 from pipeline.store.layout import INDEXED
 from tests.conftest import T0, make_azure_run, make_run, query
 from tests.ingest.test_events import make_join
@@ -265,6 +265,34 @@ def test_bounded_batches_count_compressed_inputs_by_their_uncompressed_size(
     assert sum(os.path.getsize(p) for p in paths) < 200 * 1024  # one batch by bytes on disk
     assert len(list(staging.batches([SourceFile(p, p) for p in paths]))) == DAYS
     assert ingest_layout(layout, lines, tmp_path, "-batched") == expected
+
+
+def test_batched_ingest_merges_the_uid_index_once_after_the_last_batch(
+        tmp_path: Path, small_ranges, monkeypatch) -> None:
+    """The uid index tiers are merged once, after the last batch, when the scratch database
+    holds no batch's tables (issue 18.1: a merge beside them took the 10M-line peak over
+    1 GiB); the entries are the same as a one-batch ingest's."""
+    lines = corpus()
+    expected = ingest_layout("day files", lines, tmp_path)
+    monkeypatch.setattr(staging, "BATCH_BYTES", 200 * 1024)
+    events: list[str] = []
+    real_stage, real_merge = staging.stage_all, uidindex.merge
+
+    def stage(*args, **kw):
+        events.append("stage")
+        return real_stage(*args, **kw)
+
+    def merge(*args, **kw):
+        events.append("merge")
+        return real_merge(*args, **kw)
+
+    monkeypatch.setattr(staging, "stage_all", stage)
+    monkeypatch.setattr(uidindex, "merge", merge)
+    got = ingest_layout("day files", lines, tmp_path, "-batched")
+    assert events.count("stage") >= 4 and "merge" in events
+    assert "stage" not in events[events.index("merge"):]
+    assert events.count("merge") <= len(INDEXED)
+    assert got == expected
 
 
 def test_bounded_batches_bound_the_scratch_space(tmp_path: Path, small_ranges, monkeypatch) -> None:
