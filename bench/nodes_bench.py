@@ -2,7 +2,8 @@
 (the report's Arrow columns, what the renderers take; `nodes_report` would add a Python object
 per row) in-process on an open connection (the whole report and `--failures-only`) vs the same SQL with
 `runs` read from the raw JSON lines; opening the store; and the whole CLI process an SRE runs,
-`nodes --last 24h --failures-only`, vs the interpreter importing the two engines. A one-day
+`nodes --last 24h --failures-only`, vs the interpreter importing the two engines; and tctl's text
+and JSON rendered from the report's columns vs the renderers before (frozen in the tests). A one-day
 window needs no rollups, so the history store is used as it is (none are refreshed)."""
 
 from __future__ import annotations
@@ -119,6 +120,40 @@ def _cli_row(ctx: Ctx, h: History) -> Row:
                  "imports": prof, "argv": args})
 
 
+def _render_rows(ctx: Ctx, h: History, con) -> list[Row]:
+    """tctl's text and JSON for the whole 24 h report from its Arrow frame (what the CLI does)
+    against the renderers before they took columns, frozen in tests/report/reference/ (the
+    differential tests' oracle), fed the report as NodeRows: same bytes, checked."""
+    from pipeline.report.nodes import nodes_frame, nodes_report
+    from pipeline.report.render import RENDERERS
+    from tests.report.reference import render as reference
+
+    lo, hi = h.report_window
+    frame, rows = nodes_frame(con, lo, hi), nodes_report(con, lo, hi)
+    out = []
+    for fmt in ("text", "json"):
+        def ours(f=fmt):
+            return RENDERERS[f](frame, width=160) if f == "text" else RENDERERS[f](frame)
+
+        def before(f=fmt):
+            return (reference.RENDERERS[f](rows, width=160) if f == "text"
+                    else reference.RENDERERS[f](rows))
+
+        same = ours() == before()
+        a, b = interleave(ctx.scale.report_runs, lambda o=ours: sample(o),
+                          lambda r=before: sample(r), f"render {fmt}")
+        t_ours, t_base = median([x["seconds"] for x in a]), median([x["seconds"] for x in b])
+        out.append(Row(
+            NAME, f"render {fmt}, the whole 24 h report", t_ours, "s", baseline=t_base,
+            baseline_what="the renderers before (row objects), frozen in tests/report/reference",
+            ratio=t_ours / t_base, ratio_what="ours time / before", target="<= 0.3 s",
+            checks=[Check("ours", "max", 0.3, t_ours)],
+            note=f"{frame.num_rows} rows, {len(a[0]['rows'])} bytes; byte-identical: {same}",
+            samples={"ours_s": [x["seconds"] for x in a], "base_s": [x["seconds"] for x in b],
+                     "same_bytes": same}))
+    return out
+
+
 def run(ctx: Ctx) -> list[Row]:
     from pipeline.query.views import connect
 
@@ -141,6 +176,7 @@ def run(ctx: Ctx) -> list[Row]:
                              "discovery_nodes)"))
     con = connect(h.store)
     rows += _nodes_rows(ctx, h, con)
+    rows += _render_rows(ctx, h, con)
     con.close()
     rows.append(_cli_row(ctx, h))
     return rows
