@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pipeline import models
 from pipeline.ingest.stage import run_stage, stage_sql
 from pipeline.sources import LINE_SCHEMA, duck
 from pipeline.sources.base import Source
-from pipeline.sources.files import SourceFile, read_lines
+from pipeline.sources.files import GZIP_MAGIC, SourceFile, read_lines
 from pipeline.store.manifest import Writer
 from pipeline.store.write import sql_str
 
@@ -38,7 +39,8 @@ SPLIT_BYTES = 16 * 1024 * 1024  # a larger plain file is staged as WORKERS or mo
 # bytes per range: each staged from a scratch copy of its bytes, WORKERS copies at a time
 RANGE_BYTES = 32 * 1024 * 1024
 # input bytes per batch of one ingest (staged, judged and written before the next is read): its
-# scratch space follows the batch, not the input (a gzip file counts by its compressed size)
+# scratch space and memory follow the batch, not the input; a compressed file counts by its
+# uncompressed size (`input_bytes`)
 BATCH_BYTES = 2 * 1024**3
 _PARQUET = "(FORMAT parquet, COMPRESSION lz4_raw, ROW_GROUP_SIZE 16384)"
 
@@ -112,7 +114,7 @@ def batches(files: list[Source]) -> Iterator[list]:
     Always at least one batch (maybe empty)."""
     batch, size = [], 0
     for f in files:
-        n = _size(f.url) if isinstance(f, SourceFile) else 0
+        n = input_bytes(f.url) if isinstance(f, SourceFile) else 0
         ranges = duck.split(f, RANGE_BYTES, WORKERS) if n > BATCH_BYTES else None
         for item in ranges if ranges is not None else [f]:
             if batch and size >= BATCH_BYTES:
@@ -121,6 +123,34 @@ def batches(files: list[Source]) -> Iterator[list]:
             batch.append(item)
             size += item.length if isinstance(item, duck.ByteRange) else n
     yield batch
+
+
+def input_bytes(path: str) -> int:
+    """What a local file counts toward BATCH_BYTES: the bytes of text it holds, which is what a
+    batch's staging, dedup and memory follow. A gzip file by its ISIZE trailer (the size of its
+    last member, modulo 2**32: raised by 2**32 while well under the compressed size, which stored
+    data exceeds by a header and 5 bytes per 64 KiB only); a Parquet file
+    (`.parquet`) by its row groups' uncompressed size from the footer; any other, or one that
+    cannot be read so, by its size on disk (0 if none: a URL)."""
+    n = _size(path)
+    if n < 18:  # smaller than any gzip member
+        return n
+    try:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            md = pq.read_metadata(path)
+            return max(n, sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups)))
+        with open(path, "rb") as fh:
+            if fh.read(2) != GZIP_MAGIC:
+                return n
+            fh.seek(-4, os.SEEK_END)
+            size = int.from_bytes(fh.read(4), "little")
+    except (OSError, pa.ArrowException):
+        return n
+    while size + size // 1024 + 1024 < n:  # a stream over 4 GiB: its ISIZE wrapped
+        size += 2**32
+    return size
 
 
 def drop(staged: Staged) -> None:

@@ -240,10 +240,18 @@ def add(w: Writer, dataset: str, entries: pa.Table, live: set[str] | None = None
     order = np.argsort(h, kind="stable")
     parts = part.dictionary.to_pylist()
     codes = part.indices.to_numpy(zero_copy_only=False)[order]
-    path = w.scratch(f"uid-index-{next(_seq)}.arrow")
-    rows = write_file(path, [(h[order], codes)], parts)
-    place(w, dataset, path, rows)
+    add_sorted(w, dataset, h[order], codes, parts)
     merge_tiers(w, dataset, live if live is not None else live_parts(w, dataset))
+
+
+def add_sorted(w: Writer, dataset: str, hashes: np.ndarray, codes: np.ndarray,
+               parts: list[str]) -> None:
+    """Add one index file of entries already sorted by hash (`codes` into `parts`) for events
+    `w` stores in `dataset`, without merging the tiers (the caller runs `merge_tiers` once its
+    writes are done: an ingest, after its last batch)."""
+    if len(hashes):
+        path = w.scratch(f"uid-index-{next(_seq)}.arrow")
+        place(w, dataset, path, write_file(path, [(hashes, codes)], parts))
 
 
 def live_parts(w: Writer, dataset: str) -> set[str]:

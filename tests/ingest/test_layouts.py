@@ -26,7 +26,8 @@ from pipeline.ingest import staging
 from pipeline.ingest.events import ingest_events
 from pipeline.sources import duck
 from pipeline.sources.files import SourceFile
-from pipeline.store import Store
+from pipeline.store import Store, uidbuild, uidindex
+from pipeline.store.layout import INDEXED
 from tests.conftest import T0, make_azure_run, make_run, query
 from tests.ingest.test_events import make_join
 
@@ -149,9 +150,21 @@ def ingest_layout(layout: str, lines, tmp: Path, tag: str = "") -> tuple[tuple, 
     return counts, {
         "runs": runs,
         "joins": joins,
+        "uid_index": index_entries(store),
         # each quarantined line as the corpus line it is, whatever file and number it had here
         "quarantine": sorted((where[(q[0], q[1])], q[2], bytes(q[3])) for q in quarantine),
     }
+
+
+def index_entries(store: Store) -> dict[str, list[tuple[int, str]]]:
+    """Every uid index entry (hash, partition folder) per indexed dataset, sorted."""
+    m = store.manifest()
+    out = {}
+    for ds in INDEXED:
+        t = uidbuild.read_all(store, m, ds, store.root / "_cache")
+        out[ds] = sorted(zip(t.column("uid_hash").to_pylist(),
+                             t.column("part").cast(pa.string()).to_pylist(), strict=True))
+    return out
 
 
 @pytest.fixture
@@ -239,6 +252,49 @@ def test_bounded_batches_store_skip_and_quarantine_the_same_lines(layout: str, t
     assert ingest_layout(layout, lines, tmp_path, "-batched") == expected
 
 
+@pytest.mark.parametrize("layout", ["gzip day files", "athena parquet"])
+def test_bounded_batches_count_compressed_inputs_by_their_uncompressed_size(
+        layout: str, tmp_path: Path, small_ranges, monkeypatch) -> None:
+    """A gzip'd or Parquet input counts toward BATCH_BYTES by its uncompressed size (issue 18.1:
+    10M lines gzip'd were ONE batch), so it is cut into as many batches as the plain day files,
+    and stores, skips and quarantines the same lines as they do, with the same uid index."""
+    lines = corpus(utf8_only=True)
+    expected = ingest_layout("day files", lines, tmp_path)
+    monkeypatch.setattr(staging, "BATCH_BYTES", 200 * 1024)
+    paths, _ = write_layout(layout, lines, tmp_path / "probe")
+    assert sum(os.path.getsize(p) for p in paths) < 200 * 1024  # one batch by bytes on disk
+    assert len(list(staging.batches([SourceFile(p, p) for p in paths]))) == DAYS
+    assert ingest_layout(layout, lines, tmp_path, "-batched") == expected
+
+
+def test_batched_ingest_merges_the_uid_index_once_after_the_last_batch(
+        tmp_path: Path, small_ranges, monkeypatch) -> None:
+    """The uid index tiers are merged once, after the last batch, when the scratch database
+    holds no batch's tables (issue 18.1: a merge beside them took the 10M-line peak over
+    1 GiB); the entries are the same as a one-batch ingest's."""
+    lines = corpus()
+    expected = ingest_layout("day files", lines, tmp_path)
+    monkeypatch.setattr(staging, "BATCH_BYTES", 200 * 1024)
+    events: list[str] = []
+    real_stage, real_merge = staging.stage_all, uidindex.merge
+
+    def stage(*args, **kw):
+        events.append("stage")
+        return real_stage(*args, **kw)
+
+    def merge(*args, **kw):
+        events.append("merge")
+        return real_merge(*args, **kw)
+
+    monkeypatch.setattr(staging, "stage_all", stage)
+    monkeypatch.setattr(uidindex, "merge", merge)
+    got = ingest_layout("day files", lines, tmp_path, "-batched")
+    assert events.count("stage") >= 4 and "merge" in events
+    assert "stage" not in events[events.index("merge"):]
+    assert events.count("merge") <= len(INDEXED)
+    assert got == expected
+
+
 def test_bounded_batches_bound_the_scratch_space(tmp_path: Path, small_ranges, monkeypatch) -> None:
     """A batch's staged parts are removed once it is written: each batch starts with none, and
     the most any batch holds is a fraction of what the one-pass ingest stages."""
@@ -277,3 +333,14 @@ def test_a_range_is_copied_byte_for_byte(kernel_copy: bool, tmp_path: Path, monk
     copies = [r.copy_to(str(tmp_path / f"r{i}")) for i, r in enumerate(ranges)]
     assert b"".join(Path(c.url).read_bytes() for c in copies) == p.read_bytes()
     assert all(c.name == str(p) for c in copies)
+
+
+def test_input_bytes_of_small_and_plain_inputs(tmp_path: Path) -> None:
+    """A tiny gzip file (larger compressed than not) counts by its own few bytes, not by a
+    wrapped trailer; a plain file by its size."""
+    tiny, plain = tmp_path / "tiny.gz", tmp_path / "plain.log"
+    tiny.write_bytes(gzip.compress(b"{}\n"))
+    plain.write_bytes(b"{}\n" * 100)
+    assert staging.input_bytes(str(tiny)) == 3
+    assert staging.input_bytes(str(plain)) == 300
+    assert staging.input_bytes(str(tmp_path / "missing.gz")) == 0
