@@ -24,9 +24,9 @@ from pipeline.ingest import staging
 from pipeline.ingest.dedup import judge
 from pipeline.sources.base import Source, resolve
 from pipeline.store import Store, uidbuild, uidindex
-from pipeline.store.layout import INGEST_LOG, JOINS, QUARANTINE, RUNS, derived
+from pipeline.store.layout import JOINS, QUARANTINE, RUNS, derived
 from pipeline.store.manifest import Writer
-from pipeline.store.write import copy_partition, sql_str, write_dataset, write_table
+from pipeline.store.write import copy_partition, sql_str, write_dataset, write_log
 
 Progress = Callable[[str, int], None]
 
@@ -249,13 +249,7 @@ def _explained(reason: str, raw, time_key: str = models.DEFAULT_TIME_KEY) -> str
 
 def log_ingest(con, w: Writer, s: IngestSummary, kind: str) -> None:
     """Add this write's row to `ingest_log` (what `verify` checks the stored counts against)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    started = datetime.strptime(w.ingest_id[:16], "%Y%m%dT%H%M%SZ")
-    write_table(con, w, INGEST_LOG, pa.table({
-        "ingest_id": [w.ingest_id], "kind": [kind],
-        "started_at": pa.array([started], pa.timestamp("ns")),
-        "finished_at": pa.array([now], pa.timestamp("ns")),
-        "sources": pa.array([s.sources], pa.list_(pa.string())),
-        "read": [s.read], "stored": [s.stored], "duplicates": [s.duplicates],
-        "skipped": [s.skipped], "quarantined": [s.quarantined], "files_added": [s.files_added],
-    }))
+    write_log(con, w, kind, s.sources,
+              started=datetime.strptime(w.ingest_id[:16], "%Y%m%dT%H%M%SZ"), read=s.read,
+              stored=s.stored, duplicates=s.duplicates, skipped=s.skipped,
+              quarantined=s.quarantined, files_added=s.files_added)

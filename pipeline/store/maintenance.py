@@ -16,7 +16,6 @@ from pipeline.store import Store, StoreError, uidbuild, uidindex
 from pipeline.store.layout import (
     DATASETS,
     INDEXED,
-    INGEST_LOG,
     LEGACY,
     SCHEMA_VERSION,
     SNAPSHOT_LOG,
@@ -24,7 +23,7 @@ from pipeline.store.layout import (
     legacy_in,
 )
 from pipeline.store.migrate_files import migrate
-from pipeline.store.write import parquet_options, sql_str
+from pipeline.store.write import parquet_options, sql_str, write_log
 
 EVENT_DATASETS = ("runs", "joins")
 
@@ -133,10 +132,6 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
     capture kept is kept whole (with its first capture), one that straddles the cutoff too. Event
     rows dropped are logged in ingest_log as kind `retention` with a negative `stored`, so stored
     totals keep matching the data. Returns what was dropped."""
-    import pyarrow as pa
-
-    from pipeline.store.write import write_table
-
     if days < 1:
         raise ValueError(f"retention days must be >= 1, got {days}")
     store.require()
@@ -161,14 +156,7 @@ def apply_retention(store: Store, days: int, today: date, *, lock_timeout: float
                 # the dropped days are no longer held: reports of them must not look complete
                 w.uncover_before(datetime.combine(cutoff, datetime.min.time(), tzinfo=UTC))
                 _rewrite_snapshot_log(con, store, w, cutoff)
-                now = datetime.now(UTC).replace(tzinfo=None)
-                write_table(con, w, INGEST_LOG, pa.table({
-                    "ingest_id": [w.ingest_id], "kind": ["retention"],
-                    "started_at": pa.array([now], pa.timestamp("ns")),
-                    "finished_at": pa.array([now], pa.timestamp("ns")),
-                    "sources": pa.array([partitions], pa.list_(pa.string())),
-                    "read": [0], "stored": [-event_rows], "duplicates": [0], "skipped": [0],
-                    "quarantined": [0], "files_added": [0]}))
+                write_log(con, w, "retention", partitions, stored=-event_rows)
             w.commit()
         finally:
             con.close()

@@ -15,19 +15,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.store.history import KINDS, from_spans, spans_sql
 from pipeline.store.layout import (
     DATASETS,
     HISTORY,
-    INGEST_LOG,
     SNAPSHOT_LOG,
     legacy_in,
     oldest_layout,
 )
 from pipeline.store.manifest import Store, StoreError
-from pipeline.store.write import sql_str, write_dataset, write_table
+from pipeline.store.write import sql_str, write_dataset, write_log
 
 MEMORY_LIMIT = "1GB"  # beyond it DuckDB spills to the writer's scratch folder
 
@@ -111,13 +109,7 @@ def _fix_log(con, store: Store, w) -> int:
 
 def _log(con, w, started: datetime, legacy: list[str], counts: dict) -> None:
     """The conversion's ingest_log row: read = rows of full copies, stored = rows kept."""
-    now = datetime.now(UTC).replace(tzinfo=None)
     counts["files"] += 1
-    write_table(con, w, INGEST_LOG, pa.table({
-        "ingest_id": [w.ingest_id], "kind": ["migrate"],
-        "started_at": pa.array([started], pa.timestamp("ns")),
-        "finished_at": pa.array([now], pa.timestamp("ns")),
-        "sources": pa.array([legacy], pa.list_(pa.string())),
-        "read": [counts["read"]], "stored": [counts["stored"]],
-        "duplicates": [counts["read"] - counts["stored"]], "skipped": [0], "quarantined": [0],
-        "files_added": [counts["files"]]}))
+    write_log(con, w, "migrate", legacy, started=started, read=counts["read"],
+              stored=counts["stored"], duplicates=counts["read"] - counts["stored"],
+              files_added=counts["files"])

@@ -12,14 +12,10 @@ first, so no rewrite drops `raw`; until then the store reads as it is (views use
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import duckdb
-import pyarrow as pa
 
 from pipeline.store import Store, StoreError
 from pipeline.store.layout import (
-    INGEST_LOG,
     JOINS,
     RUNS,
     SCHEMA_VERSION,
@@ -28,7 +24,7 @@ from pipeline.store.layout import (
     oldest_layout,
     typed_keys,
 )
-from pipeline.store.write import sql_str, write_table
+from pipeline.store.write import sql_str, write_log
 
 KINDS = {RUNS.name: "run", JOINS.name: "join"}
 
@@ -120,11 +116,4 @@ def migrate(store: Store, *, lock_timeout: float = 60.0) -> dict:
 
 def _log(con, w, rewritten: list[str]) -> None:
     """The migration's ingest_log row: nothing read or stored, the files rewritten as sources."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    write_table(con, w, INGEST_LOG, pa.table({
-        "ingest_id": [w.ingest_id], "kind": ["migrate"],
-        "started_at": pa.array([now], pa.timestamp("ns")),
-        "finished_at": pa.array([now], pa.timestamp("ns")),
-        "sources": pa.array([rewritten], pa.list_(pa.string())),
-        "read": [0], "stored": [0], "duplicates": [0], "skipped": [0], "quarantined": [0],
-        "files_added": [len(rewritten)]}))
+    write_log(con, w, "migrate", rewritten, files_added=len(rewritten))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.store.layout import Dataset
+from pipeline.store.layout import INGEST_LOG, Dataset
 from pipeline.store.manifest import Writer
 
 _seq = itertools.count()
@@ -69,3 +70,18 @@ def write_table(con, w: Writer, ds: Dataset, table: pa.Table) -> int:
         return write_dataset(con, w, ds, f"SELECT * FROM {name}")
     finally:
         con.unregister(name)
+
+
+def write_log(con, w: Writer, kind: str, sources: list[str], *, started: datetime | None = None,
+              read: int = 0, stored: int = 0, duplicates: int = 0, skipped: int = 0,
+              quarantined: int = 0, files_added: int = 0) -> int:
+    """Add the write's row to `ingest_log` (what `verify` checks the stored counts against):
+    its kind, sources and counts, started at `started` (default: now, as it finishes)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return write_table(con, w, INGEST_LOG, pa.table({
+        "ingest_id": [w.ingest_id], "kind": [kind],
+        "started_at": pa.array([started or now], pa.timestamp("ns")),
+        "finished_at": pa.array([now], pa.timestamp("ns")),
+        "sources": pa.array([sources], pa.list_(pa.string())),
+        "read": [read], "stored": [stored], "duplicates": [duplicates], "skipped": [skipped],
+        "quarantined": [quarantined], "files_added": [files_added]}))
